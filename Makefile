@@ -1,0 +1,33 @@
+# One-command install, demo and tests. Every target is idempotent: the venv is (re)built only when
+# pyproject.toml changes.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-fast clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: this release's CPU wheel is the one intended here; any other torch
+	# request would pull a multi-GB CUDA build. Users with a GPU may install a CUDA torch instead.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# A small real benchmark: SAC on Pendulum-v1, 2 seeds in parallel, into results/ (a few minutes).
+demo: install
+	$(BIN)/sombench run --algo sac --env Pendulum-v1 --steps 6000 --seeds 2 --workers 2 \
+		--eval-every 1000 --eval-episodes 5 --set warmup_steps=1000
+	$(BIN)/sombench status
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) .pytest_cache

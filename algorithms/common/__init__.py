@@ -1,0 +1,1 @@
+"""Building blocks shared by the algorithms: replay buffer, networks, critics, targets, temperature."""

@@ -1,0 +1,150 @@
+"""The contract between the harness and an algorithm.
+
+The harness (sombench.runner) only ever calls:
+
+    algo = Cls(obs_dim, act_dim, config, device)
+    algo.act(obs, deterministic) -> action in [-1, 1]^d      (numpy, one observation)
+    algo.observe(obs, action, reward, next_obs, terminated)  (one transition, action in [-1, 1]^d)
+    algo.train_step() -> dict of 0-d tensors | None          (once per env step after warm-up)
+    algo.state_dict() / algo.load_state_dict(state)          (checkpoints)
+
+`update(batch) -> metrics` is the algorithm's gradient step on one batch; off-policy algorithms get
+`observe` and `train_step` for free from `OffPolicyAlgorithm` (replay buffer + uniform sampling).
+Metrics are returned as detached tensors so the hot loop never waits on the device; the harness
+reads them once per logging window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from algorithms.common.buffer import Batch, ReplayBuffer
+
+
+@dataclasses.dataclass
+class OffPolicyConfig:
+    """Settings shared by the off-policy algorithms, with the SOM paper's Table 3 values."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    """Hidden widths of every MLP (Table 3: 3 x 256)."""
+    batch_size: int = 256
+    """Minibatch size per update (Table 3)."""
+    gamma: float = 0.99
+    """Discount factor (Table 3)."""
+    tau: float = 0.005
+    """Polyak rate of the target networks (Table 3)."""
+    reward_scale: float = 0.2
+    """Rewards are multiplied by this inside the critic target (Table 3); logged returns are raw."""
+    buffer_size: int = 1_000_000
+    """Replay capacity (Table 3)."""
+    warmup_steps: int = 30_000
+    """Env steps of uniform random actions before the first update (Table 3)."""
+
+
+class Algorithm(ABC):
+    """Base class of every registered algorithm."""
+
+    name: ClassVar[str]
+    """Registry name, used on the command line."""
+    description: ClassVar[str]
+    """One line for `sombench algos`."""
+    Config: ClassVar[type]
+    """The dataclass of this algorithm's paper defaults."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: Any, device: torch.device):
+        self.obs_dim = int(obs_dim)
+        self.act_dim = int(act_dim)
+        self.config = config
+        self.device = torch.device(device)
+
+    @property
+    def warmup_steps(self) -> int:
+        """Env steps of uniform random actions before `train_step` is first called."""
+        return int(getattr(self.config, "warmup_steps", 0))
+
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
+
+    @abstractmethod
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """An action in [-1, 1]^d for one observation; `deterministic` is the evaluation mode."""
+
+    @abstractmethod
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One training update on `batch`; returns detached scalar metrics."""
+
+    @abstractmethod
+    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
+        """Record one transition (action in [-1, 1]^d; `terminated` excludes truncation)."""
+
+    @abstractmethod
+    def train_step(self) -> dict[str, torch.Tensor] | None:
+        """Called once per env step after warm-up; returns metrics or None if it did not train."""
+
+    # -- checkpointing -------------------------------------------------------------------------
+    # Every attribute that is a module, an optimizer, a replay buffer, a tensor or a plain number is
+    # saved, so an algorithm's file never has to list its own state (and cannot forget any).
+    _NOT_STATE = ("obs_dim", "act_dim", "device", "config")
+
+    def _state_items(self):
+        for key, value in vars(self).items():
+            if key in self._NOT_STATE or key.startswith("__"):
+                continue
+            if isinstance(value, (nn.Module, torch.optim.Optimizer, ReplayBuffer)):
+                yield key, "state_dict", value
+            elif isinstance(value, torch.Tensor):
+                yield key, "tensor", value
+            elif isinstance(value, (bool, int, float)):
+                yield key, "number", value
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for key, kind, value in self._state_items():
+            if kind == "state_dict":
+                state[key] = value.state_dict()
+            elif kind == "tensor":
+                state[key] = value.detach().clone()
+            else:
+                state[key] = value
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        expected = {key for key, _, _ in self._state_items()}
+        if set(state) != expected:
+            raise ValueError(f"checkpoint does not match {type(self).__name__}: keys differ by {sorted(expected ^ set(state))}")
+        for key, kind, value in list(self._state_items()):
+            if kind == "state_dict":
+                value.load_state_dict(state[key])
+            elif kind == "tensor":
+                with torch.no_grad():
+                    value.copy_(state[key])
+            else:
+                setattr(self, key, state[key])
+
+
+class OffPolicyAlgorithm(Algorithm):
+    """An algorithm trained from a uniform replay buffer, one update per env step after warm-up."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: OffPolicyConfig, device: torch.device):
+        super().__init__(obs_dim, act_dim, config, device)
+        self.buffer = ReplayBuffer(config.buffer_size, obs_dim, act_dim, self.device)
+
+    def observe(self, obs, action, reward, next_obs, terminated) -> None:
+        self.buffer.add(obs, action, reward, next_obs, terminated)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        return self.update(self.buffer.sample(self.config.batch_size))
+
+
+def adam(params, lr: float, device: torch.device, **kwargs) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has one for this device (CPU and CUDA in torch >= 2.4)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, **kwargs)

@@ -1,0 +1,3 @@
+from sombench.cli import main
+
+main()

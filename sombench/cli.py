@@ -1,0 +1,294 @@
+"""The `sombench` command line (Typer + rich)."""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import json
+import multiprocessing
+import os
+import queue
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+import algorithms
+from sombench import store
+from sombench.envs import PAPER_TASKS, describe_env
+from sombench.errors import UserError
+from sombench.overrides import apply_overrides
+from sombench.runner import RunSpec, json_ready, run_seed
+from sombench.stats import mean_ci
+
+app = typer.Typer(
+    help="sombench: benchmark harness for online RL with one-step generative policies (SOM and baselines).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def resolve_device(name: str) -> str:
+    name = name.lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda requested but torch sees no CUDA device; use --device cpu or auto")
+        return name
+    raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+
+
+def algorithm_class(name: str):
+    registry = algorithms.load_all()
+    if name not in registry:
+        raise UserError(f"unknown algorithm {name!r}; choose one of: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def positive(value: int | None, flag: str) -> None:
+    if value is not None and value <= 0:
+        raise UserError(f"{flag} must be a positive integer, got {value}")
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix[:-1]} {old!r} -> {new!r}"]
+
+
+def check_existing_run(spec: RunSpec, root: Path) -> None:
+    """Refuse a rerun whose settings differ from the stored run, or whose seed a live process holds."""
+    run = store.run_dir(root, spec.env_id, spec.algo, spec.seed)
+    config_path = run / "config.json"
+    if config_path.exists():
+        try:
+            stored = store.read_json(config_path)["run"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{config_path} is corrupt; delete {run} to restart seed {spec.seed}") from None
+        diff = _differences(stored, json_ready(spec.identity()))
+        if diff:
+            raise UserError(f"{run} was run with other settings ({'; '.join(diff[:3])}); use another --results folder or delete that run")
+    holder = store.lock_holder(run)
+    if holder is not None:
+        raise UserError(f"{run} is being run by pid {holder.get('pid')} on {holder.get('host')}; wait for it to finish or stop it")
+
+
+def fmt_return(value: Any) -> str:
+    try:
+        return f"{float(value):.1f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+# -- run ----------------------------------------------------------------------------------------
+@app.command(epilog="Example: sombench run --algo sac --env Hopper-v4 --seeds 5 --workers 5 --set batch_size=128")
+def run(
+    algo: str = typer.Option(..., "--algo", help="Algorithm name (see `sombench algos`)."),
+    env: str = typer.Option(..., "--env", help="Gymnasium id with a Box action space (see `sombench envs`)."),
+    seeds: int = typer.Option(1, "--seeds", help="Number of seeds to run."),
+    seed_start: int = typer.Option(0, "--seed-start", help="First seed; runs seed_start .. seed_start+seeds-1."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Env steps per seed (default: the paper's budget for the env)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Results store folder."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    workers: int = typer.Option(1, "--workers", help="Seeds trained in parallel processes."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config field, key=value (repeatable)."),
+    eval_every: int = typer.Option(5_000, "--eval-every", help="Env steps between evaluations."),
+    eval_episodes: int = typer.Option(10, "--eval-episodes", help="Episodes per evaluation."),
+    checkpoint_every: int = typer.Option(50_000, "--checkpoint-every", help="Env steps between checkpoints (taken at the next episode end)."),
+    log_every: int = typer.Option(1_000, "--log-every", help="Env steps per train.csv row (metrics averaged over the window)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per seed (default: CPU cores / workers)."),
+) -> None:
+    """Train ALGO on ENV over seeds; skip finished seeds, resume interrupted ones."""
+    cls = algorithm_class(algo)
+    if seeds <= 0:
+        raise UserError(f"--seeds must be a positive integer, got {seeds}")
+    if seed_start < 0:
+        raise UserError(f"--seed-start must be >= 0, got {seed_start}")
+    for value, flag in [(steps, "--steps"), (workers, "--workers"), (eval_every, "--eval-every"), (eval_episodes, "--eval-episodes"),
+                        (checkpoint_every, "--checkpoint-every"), (log_every, "--log-every"), (threads, "--threads")]:
+        positive(value, flag)
+    info = describe_env(env)
+    if steps is None:
+        if info.default_steps is None:
+            raise UserError(f"{env} has no paper budget; pass --steps N")
+        steps = info.default_steps
+    dev = resolve_device(device)
+    apply_overrides(cls.Config, list(set_))  # validates every --set before anything is written
+    store.check_store(results)
+    n_threads = threads or max(1, (os.cpu_count() or 1) // min(workers, seeds))
+    specs = [RunSpec(algo=algo, env_id=env, seed=s, total_steps=steps, eval_every=eval_every, eval_episodes=eval_episodes,
+                     checkpoint_every=checkpoint_every, log_every=log_every, device=dev, threads=n_threads, set_pairs=tuple(set_))
+             for s in range(seed_start, seed_start + seeds)]
+    for spec in specs:
+        check_existing_run(spec, results)
+    store.init_store(results)
+
+    outcomes = _run_all(specs, results, workers)
+    _print_summary(algo, env, results, outcomes)
+    if any(o["status"] in ("failed", "refused") for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _run_all(specs: list[RunSpec], root: Path, workers: int) -> list[dict[str, Any]]:
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[sps]:>6} SPS"),
+               TextColumn("return {task.fields[ret]:>8}"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks = {s.seed: progress.add_task(f"{s.algo} {s.env_id} seed {s.seed}", total=s.total_steps, sps="-", ret="-")
+                 for s in specs}
+
+        def on_event(event: dict[str, Any]) -> None:
+            task = tasks[event["seed"]]
+            if event["kind"] in ("start", "progress"):
+                progress.update(task, completed=event["step"], ret=fmt_return(event.get("last_return")),
+                                sps=f"{event['sps']:.0f}" if "sps" in event else "-")
+            elif event["kind"] == "end":
+                progress.update(task, description=f"{progress.tasks[task].description} [{event['status']}]")
+
+        if workers == 1 or len(specs) == 1:
+            return [run_seed(spec, root, on_event) for spec in specs]
+
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Manager() as manager, futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            events = manager.Queue()
+            pending = {pool.submit(_run_in_worker, spec, root, events): spec for spec in specs}
+            results: dict[int, dict[str, Any]] = {}
+            while pending:
+                try:
+                    while True:
+                        on_event(events.get(timeout=0.2))
+                except queue.Empty:
+                    pass
+                for fut in [f for f in pending if f.done()]:
+                    spec = pending.pop(fut)
+                    try:
+                        results[spec.seed] = fut.result()
+                    except Exception as exc:  # a worker that died outright (e.g. killed by the OS)
+                        results[spec.seed] = {"seed": spec.seed, "status": "failed", "reason": f"worker died: {exc}"}
+            while not events.empty():
+                on_event(events.get())
+            return [results[s.seed] for s in specs]
+
+
+def _run_in_worker(spec: RunSpec, root: Path, events) -> dict[str, Any]:
+    return run_seed(spec, root, events.put)
+
+
+def _print_summary(algo: str, env: str, root: Path, outcomes: list[dict[str, Any]]) -> None:
+    table = Table(title=f"{algo} on {env}: final evaluation return")
+    for col in ("seed", "status", "steps", "final return"):
+        table.add_column(col, justify="right" if col != "status" else "left")
+    finals = []
+    for o in outcomes:
+        table.add_row(str(o["seed"]), o["status"] + (f": {o['reason']}" if o.get("reason") else ""),
+                      str(o.get("steps") or "-"), fmt_return(o.get("final_return")))
+        if o["status"] in ("done", "skipped") and o.get("final_return") is not None:
+            finals.append(float(o["final_return"]))
+    if finals:
+        mean, half = mean_ci(finals)
+        ci = f" ± {half:.1f}" if half == half else ""
+        table.add_section()
+        table.add_row("all", f"{len(finals)} seed(s), mean ± 95% CI", "", f"{mean:.1f}{ci}")
+    console.print(table)
+    console.print(f"results in {root}/{env}/{algo}/")
+
+
+# -- status -------------------------------------------------------------------------------------
+@app.command(epilog="Example: sombench status --results results --format json")
+def status(
+    results: Path = typer.Option(Path("results"), "--results", help="Results store folder."),
+    fmt: str = typer.Option("rich", "--format", help="rich or json."),
+) -> None:
+    """List every run in a results store: progress, state and last evaluation return."""
+    if fmt not in ("rich", "json"):
+        raise UserError(f"unknown --format {fmt!r}; use rich or json")
+    if not results.exists():
+        raise UserError(f"no results store at {results}; run `sombench run` first or pass --results DIR")
+    store.check_store(results)
+    rows = []
+    for run_path in store.iter_run_dirs(results):
+        state = store.effective_state(run_path)
+        rows.append({
+            "env": run_path.parent.parent.name,
+            "algo": run_path.parent.name,
+            "seed": int(run_path.name.removeprefix("seed_")) if run_path.name.removeprefix("seed_").isdigit() else run_path.name,
+            "steps_done": state.get("env_step"),
+            "steps_total": state.get("total_steps"),
+            "state": state.get("state"),
+            "last_return": state.get("last_return"),
+            "reason": state.get("reason"),
+        })
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"runs in {results}")
+    for col in ("env", "algo", "seed", "steps", "state", "last return"):
+        table.add_column(col)
+    for r in rows:
+        st = r["state"] + (f" ({r['reason']})" if r["reason"] and r["state"] != "done" else "")
+        table.add_row(r["env"], r["algo"], str(r["seed"]), f"{r['steps_done'] or 0:,}/{r['steps_total'] or 0:,}", st, fmt_return(r["last_return"]))
+    console.print(table if rows else f"no runs in {results}")
+
+
+# -- listings -----------------------------------------------------------------------------------
+@app.command(epilog="Example: sombench algos")
+def algos() -> None:
+    """List the registered algorithms."""
+    table = Table(title="algorithms")
+    table.add_column("name")
+    table.add_column("description")
+    for name, cls in sorted(algorithms.load_all().items()):
+        table.add_row(name, cls.description)
+    console.print(table)
+
+
+@app.command(epilog="Example: sombench envs")
+def envs() -> None:
+    """List the paper's tasks and their training budgets (any Gymnasium Box-action id also runs)."""
+    table = Table(title="paper tasks (SOM paper, Section 5.1)", caption="Any other Gymnasium id with a Box action space runs too, with --steps.")
+    for col in ("env", "budget (steps)", "description"):
+        table.add_column(col)
+    for task in PAPER_TASKS.values():
+        table.add_row(task.env_id, f"{task.budget:,}", task.description)
+    console.print(table)
+
+
+# -- entry point --------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; bad input becomes one line on stderr and exit code 2, never a traceback."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args:
+        args = ["--help"]
+    try:
+        code = app(args=args, prog_name="sombench", standalone_mode=False)
+    except UserError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.TyperException as exc:  # usage errors: missing option, wrong type, unknown flag
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err_console.print(f"error: {exc.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted; rerun the same command to resume from the last checkpoint", soft_wrap=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

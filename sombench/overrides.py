@@ -1,0 +1,80 @@
+"""`--set key=value`: typed overrides of an algorithm's config dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any
+
+from sombench.errors import UserError
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        value = float(text)  # accept "1e5" for an integral value, as researchers write budgets
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(text) from None
+        return int(value)
+
+
+def _parse(text: str, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() == "none" and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _parse(text, inner[0])
+    if origin is tuple:
+        parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
+        return tuple(_parse(p.strip(), args[0]) for p in parts)
+    if annotation is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError(text)
+    if annotation is int:
+        return _parse_int(text)
+    if annotation is float:
+        return float(text)
+    if annotation is str:
+        return text
+    raise ValueError(f"unsupported field type {annotation}")
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def apply_overrides(config_cls: type, pairs: list[str]) -> tuple[Any, dict[str, Any]]:
+    """Build `config_cls` with `key=value` pairs applied; returns (config, the parsed overrides).
+
+    Raises UserError naming the bad pair and the valid keys or the expected type.
+    """
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set expects key=value, got {pair!r}")
+        if key not in fields:
+            raise UserError(f"unknown config key {key!r} for {config_cls.__name__}; valid keys: {', '.join(sorted(fields))}")
+        try:
+            parsed[key] = _parse(text.strip(), hints[key])
+        except ValueError:
+            raise UserError(f"--set {key}: expected {_type_name(hints[key])}, got {text!r}") from None
+    try:
+        config = config_cls(**parsed)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"invalid config: {exc}") from None
+    return config, parsed
