@@ -32,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+_INVOKED_ARGS: list[str] = []  # the arguments `main` was given, recorded in each run's config.json
 err_console = Console(stderr=True)
 
 
@@ -131,7 +132,8 @@ def run(
     store.check_store(results)
     n_threads = threads or max(1, (os.cpu_count() or 1) // min(workers, seeds))
     specs = [RunSpec(algo=algo, env_id=env, seed=s, total_steps=steps, eval_every=eval_every, eval_episodes=eval_episodes,
-                     checkpoint_every=checkpoint_every, log_every=log_every, device=dev, threads=n_threads, set_pairs=tuple(set_))
+                     checkpoint_every=checkpoint_every, log_every=log_every, device=dev, threads=n_threads, set_pairs=tuple(set_),
+                     command=("sombench", *_INVOKED_ARGS))
              for s in range(seed_start, seed_start + seeds)]
     for spec in specs:
         check_existing_run(spec, results)
@@ -270,6 +272,7 @@ def envs() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; bad input becomes one line on stderr and exit code 2, never a traceback."""
     args = sys.argv[1:] if argv is None else list(argv)
+    _INVOKED_ARGS[:] = args
     if not args:
         args = ["--help"]
     try:

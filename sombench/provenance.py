@@ -61,9 +61,9 @@ def hardware(device: torch.device) -> dict[str, object]:
     }
 
 
-def provenance(device: torch.device) -> dict[str, object]:
+def provenance(device: torch.device, command: tuple[str, ...] = ()) -> dict[str, object]:
     return {
-        "command": sys.argv,
+        "command": list(command) or sys.argv,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
         "git": git_commit(),

@@ -56,6 +56,8 @@ class RunSpec:
     device: str = "cpu"
     threads: int = 1
     set_pairs: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    """The command line that started this run (recorded, not part of its identity)."""
 
     def config(self):
         return apply_overrides(algorithms.get(self.algo).Config, list(self.set_pairs))[0]
@@ -162,6 +164,7 @@ def run_seed(spec: RunSpec, root: Path, report: Report | None = None) -> dict[st
         store.acquire_lock(run)
     except store.RunLocked as exc:
         return {**outcome, "status": "refused", "reason": str(exc)}
+    store.remove_stale_temps(run)  # we hold the lock: any temp file is a dead writer's
     try:
         return {**outcome, **_train(spec, run, report or (lambda event: None))}
     finally:
@@ -214,7 +217,7 @@ def _train(spec: RunSpec, run: Path, report: Report) -> dict[str, Any]:
         first_reset_seed = None
     else:
         store.atomic_write_json(run / "config.json", {"run": spec.identity(), "device": spec.device, "threads": spec.threads,
-                                                     "checkpoint_every": spec.checkpoint_every, "provenance": provenance(device)})
+                                                     "checkpoint_every": spec.checkpoint_every, "provenance": provenance(device, spec.command)})
 
     start_step, t_start = step, time.perf_counter()
 

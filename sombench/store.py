@@ -115,8 +115,11 @@ def check_store(root: Path) -> None:
         target = _nearest_existing(root)
         if not target.is_dir():
             raise UserError(f"cannot create results folder {root}: {target} is not a folder")
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise UserError(f"results folder {root} is not writable; choose another with --results DIR")
+    try:  # a real probe: permission bits say nothing to root, nor of read-only or special filesystems
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError:
+        raise UserError(f"results folder {root} is not writable; choose another with --results DIR") from None
 
 
 def init_store(root: Path) -> None:
@@ -177,6 +180,13 @@ def acquire_lock(run: Path) -> None:
     if holder is not None and holder.get("pid") != os.getpid():
         raise RunLocked(f"{run} is being run by pid {holder.get('pid')} on {holder.get('host')}; wait for it or stop it")
     atomic_write_json(path, me)  # stale: its process is gone
+
+
+def remove_stale_temps(run: Path) -> None:
+    """Delete temporary files left by a writer killed mid-write (their targets are intact)."""
+    for tmp in run.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def release_lock(run: Path) -> None:

@@ -104,6 +104,8 @@ class Algorithm(ABC):
                 yield key, "number", value
 
     def state_dict(self) -> dict[str, Any]:
+        """Like torch's, it holds references to live tensors: serialise it (torch.save) before the
+        algorithm trains on, or it changes underneath you."""
         state: dict[str, Any] = {}
         for key, kind, value in self._state_items():
             if kind == "state_dict":

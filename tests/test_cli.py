@@ -1,0 +1,118 @@
+"""Bad input: one line on stderr, exit code 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_run_args, tree
+
+
+def assert_one_line_error(code, out, err, needle):
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:") and needle in lines[0], lines[0]
+    assert "Traceback" not in err + out
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "--algo", "nope", "--env", "Pendulum-v1", "--steps", "10"], "unknown algorithm 'nope'; choose one of: sac"),
+        (["run", "--algo", "sac", "--env", "NoSuchEnv-v0", "--steps", "10"], "unknown environment 'NoSuchEnv-v0'"),
+        (["run", "--algo", "sac", "--env", "CartPole-v1", "--steps", "10"], "Discrete action space"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--seeds", "0"], "--seeds must be a positive integer"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "-5"], "--steps must be a positive integer"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1"], "Pendulum-v1 has no paper budget; pass --steps N"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--set", "batchsize=3"], "unknown config key 'batchsize'"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--set", "batch_size=big"], "batch_size: expected int"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--device", "tpu"], "unknown device"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--seeds", "many"], "Invalid value for '--seeds'"),
+        (["run", "--env", "Pendulum-v1"], "Missing option '--algo'"),
+        (["status", "--format", "xml"], "unknown --format"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, args, needle):
+    results = tmp_path / "results"
+    code, out, err = cli(args + ["--results", str(results)])
+    assert_one_line_error(code, out, err, needle)
+    assert tree(tmp_path) == []
+
+
+def test_foreign_results_folder(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    code, out, err = cli(tiny_run_args(tmp_path))
+    assert_one_line_error(code, out, err, "is not a sombench results store")
+    assert tree(tmp_path) == ["notes.txt"]
+
+
+def test_corrupt_results_folder(cli, tmp_path):
+    (tmp_path / ".sombench-store").write_text("garbage")
+    code, out, err = cli(tiny_run_args(tmp_path))
+    assert_one_line_error(code, out, err, "corrupt")
+    assert tree(tmp_path) == [".sombench-store"]
+
+
+def test_status_on_missing_store(cli, tmp_path):
+    code, out, err = cli(["status", "--results", str(tmp_path / "none")])
+    assert_one_line_error(code, out, err, "no results store")
+
+
+def test_unwritable_results_folder(cli, tmp_path):
+    """A folder this process cannot create files in: a read-only one, or sysfs where even root cannot."""
+    if os.geteuid() == 0:
+        parent = Path("/sys")
+    else:
+        parent = tmp_path / "locked"
+        parent.mkdir()
+        parent.chmod(0o555)
+    before = tree(parent) if parent != Path("/sys") else None
+    code, out, err = cli(tiny_run_args(parent / "results"))
+    assert_one_line_error(code, out, err, "is not writable")
+    assert not (parent / "results").exists()
+    if before is not None:
+        assert tree(parent) == before
+
+
+def test_mismatched_rerun_is_refused(cli, tmp_path):
+    code, _, _ = cli(tiny_run_args(tmp_path, steps=200))
+    assert code == 0
+    before = tree(tmp_path)
+    code, out, err = cli(tiny_run_args(tmp_path, steps=200, extra=("--set", "actor_lr=1e-3")))
+    assert_one_line_error(code, out, err, "was run with other settings (algo_config.actor_lr 0.0003 -> 0.001)")
+    assert tree(tmp_path) == before
+
+
+def test_help_has_examples(cli):
+    for command in ("run", "status", "algos", "envs"):
+        code, out, _ = cli([command, "--help"])
+        assert code == 0 and "Example: sombench " + command in out
+
+
+def test_listings(cli):
+    code, out, _ = cli(["algos"])
+    assert code == 0 and "sac" in out and "Soft Actor-Critic" in out
+    code, out, _ = cli(["envs"])
+    assert code == 0 and "Hopper-v4" in out and "5,000,000" in out and "Reacher-v4" in out and "1,000,000" in out
+
+
+def test_status_json_lists_runs(cli, tmp_path):
+    assert cli(tiny_run_args(tmp_path, steps=200, seeds=2))[0] == 0
+    code, out, _ = cli(["status", "--results", str(tmp_path), "--format", "json"])
+    rows = json.loads(out)
+    assert code == 0
+    assert [(r["env"], r["algo"], r["seed"], r["steps_done"], r["steps_total"], r["state"]) for r in rows] == [
+        ("Pendulum-v1", "sac", 0, 200, 200, "done"), ("Pendulum-v1", "sac", 1, 200, 200, "done")]
+    assert all(isinstance(r["last_return"], float) for r in rows)
+
+
+def test_finished_seeds_are_skipped(cli, tmp_path):
+    assert cli(tiny_run_args(tmp_path, steps=200))[0] == 0
+    eval_before = (tmp_path / "Pendulum-v1/sac/seed_0/eval.csv").read_bytes()
+    code, out, _ = cli(tiny_run_args(tmp_path, steps=200))
+    assert code == 0 and "skipped" in out
+    assert (tmp_path / "Pendulum-v1/sac/seed_0/eval.csv").read_bytes() == eval_before

@@ -1,0 +1,193 @@
+"""Runner semantics: determinism, crash-resume (SIGKILL), bootstrapping, non-finite losses."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import algorithms
+from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig
+from conftest import invoke, tiny_run_args
+from sombench import store
+from sombench.runner import RunSpec, run_seed
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def read(run: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(run / name)
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert invoke(tiny_run_args(a, steps=600)) == 0
+    assert invoke(tiny_run_args(b, steps=600)) == 0
+    ra, rb = store.run_dir(a, "Pendulum-v1", "sac", 0), store.run_dir(b, "Pendulum-v1", "sac", 0)
+    pd.testing.assert_series_equal(read(ra, "eval.csv")["return_mean"], read(rb, "eval.csv")["return_mean"])
+    ta, tb = read(ra, "train.csv").drop(columns="wall_s"), read(rb, "train.csv").drop(columns="wall_s")
+    pd.testing.assert_frame_equal(ta, tb)
+    assert list(read(ra, "eval.csv")["env_step"]) == [200, 400, 600]
+
+
+def test_different_seeds_differ(tmp_path):
+    assert invoke(tiny_run_args(tmp_path, steps=400, seeds=2)) == 0
+    r0 = read(store.run_dir(tmp_path, "Pendulum-v1", "sac", 0), "eval.csv")["return_mean"]
+    r1 = read(store.run_dir(tmp_path, "Pendulum-v1", "sac", 1), "eval.csv")["return_mean"]
+    assert not np.allclose(r0, r1)
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise TimeoutError
+
+
+def _checkpoint_step(run: Path) -> int:
+    try:
+        return int(torch.load(run / "checkpoint.pt", weights_only=False)["step"])
+    except Exception:
+        return -1
+
+
+def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
+    """Kill the run twice with SIGKILL at arbitrary points after a checkpoint, then rerun to the end."""
+    steps = 1400
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    run = store.run_dir(killed, "Pendulum-v1", "sac", 0)
+    cmd = [sys.executable, "-m", "sombench", *tiny_run_args(killed, steps=steps)]
+    last_ckpt = -1
+    for _ in range(2):
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _wait_for(lambda: _checkpoint_step(run) > last_ckpt and (store.read_state(run) or {}).get("env_step", 0)
+                      > _checkpoint_step(run) + 50, timeout=120)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert store.effective_state(run)["state"] == "interrupted"
+        new_ckpt = _checkpoint_step(run)
+        assert new_ckpt > last_ckpt
+        last_ckpt = new_ckpt
+    assert (run / "lock").exists()  # left behind by the killed process: stale, must be taken over
+    assert last_ckpt < steps
+    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    assert invoke(tiny_run_args(clean, steps=steps)) == 0
+
+    for name in ("eval.csv", "train.csv"):
+        frame = read(run, name)
+        assert frame["env_step"].is_monotonic_increasing and frame["env_step"].is_unique, name
+    ev = read(run, "eval.csv")
+    assert list(ev["env_step"]) == list(range(200, steps + 1, 200))
+    assert list(read(run, "train.csv")["env_step"]) == list(range(200, steps + 1, 100))
+    assert store.read_state(run)["state"] == "done"
+    ref = read(store.run_dir(clean, "Pendulum-v1", "sac", 0), "eval.csv")
+    pd.testing.assert_series_equal(ev["return_mean"], ref["return_mean"])
+    assert not list(run.glob(".*tmp"))  # no temporary file survives
+
+
+# -- a test environment that terminates, to check bootstrapping semantics ---------------------
+class Corridor(gym.Env):
+    """x moves by the action; reaching |x| >= 1 terminates; a time limit of 8 steps truncates."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = gym.spaces.Box(-0.5, 0.5, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = float(self.np_random.uniform(-0.2, 0.2))
+        return np.array([self.x], np.float32), {}
+
+    def step(self, action):
+        self.x += float(action[0])
+        return np.array([self.x], np.float32), -abs(self.x), abs(self.x) >= 1.0, False, {}
+
+
+gym.register("SombenchCorridor-v0", entry_point=Corridor, max_episode_steps=8)
+
+
+@dataclasses.dataclass
+class RandomConfig(OffPolicyConfig):
+    warmup_steps: int = 10**9
+    nan_seed: int = -1
+    """Report a NaN loss when the run's seed equals this."""
+
+
+@algorithms.register
+class RandomAgent(OffPolicyAlgorithm):
+    """Acts uniformly at random; its 'loss' is NaN for one chosen seed (to test failure handling)."""
+
+    name = "test-random"
+    description = "test only"
+    Config = RandomConfig
+
+    def act(self, obs, deterministic=False):
+        return np.random.uniform(-1, 1, self.act_dim).astype(np.float32)
+
+    def update(self, batch):
+        bad = torch.initial_seed() == self.config.nan_seed
+        return {"loss": torch.tensor(float("nan") if bad else 1.0)}
+
+
+def test_buffer_flags_termination_not_truncation(tmp_path):
+    spec = RunSpec(algo="test-random", env_id="SombenchCorridor-v0", seed=3, total_steps=400, eval_every=400, eval_episodes=1)
+    assert run_seed(spec, tmp_path)["status"] == "done"
+    buf = torch.load(store.run_dir(tmp_path, "SombenchCorridor-v0", "test-random", 3) / "checkpoint.pt",
+                     weights_only=False)["algo"]["buffer"]["storage"]
+    x_next = buf["next_obs"][:, 0]
+    expected = (x_next.abs() >= 1.0).float()
+    torch.testing.assert_close(buf["terminated"], expected)
+    assert 0 < expected.sum() < 400  # some episodes terminated, others were truncated at 8 steps
+    # actions are stored in [-1, 1] (the env saw them scaled to its [-0.5, 0.5] box)
+    torch.testing.assert_close(buf["next_obs"][:, 0] - buf["obs"][:, 0], 0.5 * buf["action"][:, 0], atol=1e-5, rtol=0)
+    assert buf["action"].abs().max() <= 1.0 and buf["action"].abs().max() > 0.9
+
+
+def test_nan_loss_fails_that_seed_and_others_go_on(cli, tmp_path):
+    code, out, _ = cli(["run", "--algo", "test-random", "--env", "SombenchCorridor-v0", "--steps", "300", "--seeds", "3",
+                        "--results", str(tmp_path), "--eval-every", "100", "--eval-episodes", "1", "--log-every", "50",
+                        "--set", "warmup_steps=20", "--set", "nan_seed=1"])
+    assert code == 1
+    states = {s: store.read_state(store.run_dir(tmp_path, "SombenchCorridor-v0", "test-random", s)) for s in range(3)}
+    assert states[1]["state"] == "failed" and "non-finite loss by env step 50" in states[1]["reason"]
+    assert states[0]["state"] == states[2]["state"] == "done"
+    code, out, _ = cli(["status", "--results", str(tmp_path), "--format", "json"])
+    failed = [r for r in json.loads(out) if r["state"] == "failed"]
+    assert [(r["seed"], r["reason"]) for r in failed] == [(1, "non-finite loss by env step 50")]
+
+
+def test_warmup_actions_are_uniform(tmp_path):
+    spec = RunSpec(algo="sac", env_id="Pendulum-v1", seed=0, total_steps=2000, eval_every=2000, eval_episodes=1,
+                   set_pairs=("hidden_sizes=8", "batch_size=8", "warmup_steps=2000"))
+    assert run_seed(spec, tmp_path)["status"] == "done"
+    actions = torch.load(store.run_dir(tmp_path, "Pendulum-v1", "sac", 0) / "checkpoint.pt",
+                         weights_only=False)["algo"]["buffer"]["storage"]["action"].numpy().ravel()
+    counts, _ = np.histogram(actions, bins=4, range=(-1, 1))
+    assert actions.min() >= -1 and actions.max() <= 1
+    assert np.all(np.abs(counts - 500) < 100)
+
+
+def test_config_records_provenance(tmp_path):
+    assert invoke(tiny_run_args(tmp_path, steps=200)) == 0
+    cfg = store.read_json(store.run_dir(tmp_path, "Pendulum-v1", "sac", 0) / "config.json")
+    assert cfg["run"]["algo_config"]["hidden_sizes"] == [32, 32]
+    assert cfg["run"]["algo_config"]["actor_lr"] == 3e-4
+    prov = cfg["provenance"]
+    assert {"torch", "gymnasium", "mujoco", "numpy", "python"} <= set(prov["versions"])
+    assert prov["versions"]["mujoco"].startswith("2.3")
+    assert "commit" in prov["git"] and prov["hardware"]["cpu"] and prov["hardware"]["torch_threads"] == 1
+    assert prov["command"][:4] == ["sombench", "run", "--algo", "sac"]
