@@ -255,7 +255,7 @@ def _train(spec: RunSpec, run: Path, report: Report) -> dict[str, Any]:
     report({"kind": "start", "seed": spec.seed, "step": step, "total": spec.total_steps, "last_return": last_return})
     next_checkpoint = step + spec.checkpoint_every
     obs = None
-    last_report_t, last_report_step = time.perf_counter(), step
+    last_report_t = time.perf_counter()
     try:
         while step < spec.total_steps:
             if obs is None:
@@ -297,8 +297,8 @@ def _train(spec: RunSpec, run: Path, report: Report) -> dict[str, Any]:
             now = time.perf_counter()
             if now - last_report_t > 0.5 or step == spec.total_steps:
                 report({"kind": "progress", "seed": spec.seed, "step": step, "total": spec.total_steps,
-                        "sps": (step - last_report_step) / max(now - last_report_t, 1e-9), "last_return": last_return})
-                last_report_t, last_report_step = now, step
+                        "sps": (step - start_step) / max(now - t_start, 1e-9), "last_return": last_return})
+                last_report_t = now
     except KeyboardInterrupt:
         save_state("interrupted", reason="interrupted by the user")
         raise
