@@ -245,6 +245,98 @@ def status(
     console.print(table if rows else f"no runs in {results}")
 
 
+# -- table and plot -----------------------------------------------------------------------------
+def _names(values: list[str]) -> list[str] | None:
+    """Accept both `--envs A --envs B` and `--envs A,B`."""
+    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return out or None
+
+
+@app.command(epilog="Example: sombench table --results results --format md --paper --stats rliable")
+def table(
+    results: Path = typer.Option(Path("results"), "--results", help="Results store folder."),
+    envs: list[str] = typer.Option([], "--envs", help="Only these envs (repeatable or comma-separated)."),
+    algos: list[str] = typer.Option([], "--algos", help="Only these algorithms (repeatable or comma-separated)."),
+    fmt: str = typer.Option("rich", "--format", help="rich, md, latex, csv or json."),
+    paper: bool = typer.Option(False, "--paper", help="Also print the paper's Table 1 for the same cells."),
+    norm_ref: Optional[str] = typer.Option(None, "--norm-ref", help="CSV of per-env min/max for Normalized, or `random` for the shipped random-policy scores."),
+    at_step: Optional[int] = typer.Option(None, "--at-step", help="Compare every run at this env step instead of at its end."),
+    stats_kind: Optional[str] = typer.Option(None, "--stats", help="`rliable`: IQM, optimality gap, probability of improvement with bootstrap CIs."),
+) -> None:
+    """Table 1: final return (mean ± 95% CI over seeds) per algorithm and env, and a Normalized column."""
+    from sombench import aggregate, tables
+
+    if fmt not in tables.FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; use {', '.join(tables.FORMATS)}")
+    if stats_kind not in (None, "rliable"):
+        raise UserError(f"unknown --stats {stats_kind!r}; the only kind is rliable")
+    if stats_kind and fmt not in ("rich", "md", "json"):
+        raise UserError("--stats rliable prints with --format rich, md or json")
+    positive(at_step, "--at-step")
+    ref = aggregate.read_norm_ref(norm_ref) if norm_ref else None
+    runs = aggregate.load_runs(results, _names(envs), _names(algos))
+    result = aggregate.build_table(runs, at_step=at_step, norm_ref=ref)
+    paper_table = aggregate.paper_cells_for(result) if paper else None
+    if paper and paper_table is None:
+        console.print("The paper's Table 1 has no cell in common with this table (it covers Ant, HalfCheetah, Hopper, "
+                      "Humanoid and Walker2d v4).")
+    rl = None
+    if stats_kind:
+        from sombench.rliable_stats import rliable_stats
+        rl = rliable_stats(result)
+    title = "Final evaluation return" + (f" at step {at_step:,}" if at_step else "")
+    paper_title = "SOM paper, Table 1 (same cells)"
+    if fmt == "json":
+        payload = tables.records(result)
+        if paper_table is not None:
+            payload["paper"] = tables.records(paper_table)
+        if rl is not None:
+            payload["rliable"] = rl
+        print(tables.to_json(payload))
+    elif fmt == "csv":
+        text = tables.to_csv(result)
+        if paper_table is not None:
+            text += tables.to_csv(paper_table, source="paper").split("\n", 1)[1]
+        print(text, end="")
+    elif fmt == "md":
+        print(tables.to_markdown(result, title))
+        if paper_table is not None:
+            print(tables.to_markdown(paper_table, paper_title))
+        if rl is not None:
+            print(tables.rliable_markdown(rl))
+    elif fmt == "latex":
+        print(tables.to_latex(result, title))
+        if paper_table is not None:
+            print(tables.to_latex(paper_table, paper_title))
+    else:
+        console.print(tables.to_rich(result, title))
+        if paper_table is not None:
+            console.print(tables.to_rich(paper_table, paper_title))
+        if rl is not None:
+            console.print(tables.rliable_rich(rl))
+
+
+@app.command(epilog="Example: sombench plot --results results --envs Hopper-v4,Walker2d-v4 --out figure2.pdf")
+def plot(
+    results: Path = typer.Option(Path("results"), "--results", help="Results store folder."),
+    envs: list[str] = typer.Option([], "--envs", help="Only these envs (repeatable or comma-separated)."),
+    algos: list[str] = typer.Option([], "--algos", help="Only these algorithms (repeatable or comma-separated)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Image file, .png, .pdf or .svg (default: RESULTS/figure2.png)."),
+    norm_ref: Optional[str] = typer.Option(None, "--norm-ref", help="As for `sombench table`."),
+) -> None:
+    """Figure 2: evaluation return against env steps (mean and 95% CI band over seeds) and a normalized panel."""
+    from sombench import aggregate, plots
+
+    out = out or results / "figure2.png"
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise UserError(f"--out {out}: use a .png, .pdf or .svg file name")
+    ref = aggregate.read_norm_ref(norm_ref) if norm_ref else None
+    runs = aggregate.load_runs(results, _names(envs), _names(algos))
+    result = aggregate.build_table(runs, norm_ref=ref)
+    path = plots.plot_curves(runs, result, out)
+    console.print(f"wrote {path}")
+
+
 # -- listings -----------------------------------------------------------------------------------
 @app.command(epilog="Example: sombench algos")
 def algos() -> None:

@@ -1,0 +1,230 @@
+"""From a results store to Table 1: final returns per (env, algo) cell with Student-t 95% CIs,
+best/second marks, a min-max normalized column, and flags for runs that must not be mixed in.
+
+Final return of a run: the mean return of its last evaluation (or of its evaluation at exactly
+`at_step` when comparing at a common step). A cell averages the final returns of its seeds.
+
+What enters a cell (never silently):
+- only runs in state `done` at the cell's budget; unfinished, failed or interrupted runs are
+  left out and the cell is flagged;
+- the budget of an env is the most common `total_steps` among its runs; runs at another budget
+  are left out and flagged; `at_step` replaces all this by "the evaluation at that step" and
+  flags only runs that have not reached it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sombench import store
+from sombench.errors import UserError
+from sombench.stats import mean_ci
+
+
+@dataclasses.dataclass
+class Run:
+    env: str
+    algo: str
+    seed: int
+    state: str
+    total_steps: int | None
+    evals: pd.DataFrame
+
+
+def load_runs(root: Path, envs: list[str] | None = None, algos: list[str] | None = None) -> list[Run]:
+    """Every run of the store (optionally filtered), with its evaluation history."""
+    root = Path(root)
+    if not root.exists():
+        raise UserError(f"no results store at {root}; run `sombench run` first or pass --results DIR")
+    store.check_store(root)
+    runs = []
+    for path in store.iter_run_dirs(root):
+        env, algo = path.parent.parent.name, path.parent.name
+        if (envs and env not in envs) or (algos and algo not in algos):
+            continue
+        state = store.effective_state(path)
+        try:
+            evals = pd.read_csv(path / "eval.csv")
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            evals = pd.DataFrame(columns=store.EVAL_COLUMNS)
+        seed_text = path.name.removeprefix("seed_")
+        runs.append(Run(env, algo, int(seed_text) if seed_text.isdigit() else -1, state.get("state", "unknown"),
+                        state.get("total_steps"), evals))
+    if not runs:
+        what = " matching --envs/--algos" if envs or algos else ""
+        raise UserError(f"no runs{what} in {root}; run `sombench run` first")
+    return runs
+
+
+@dataclasses.dataclass
+class Cell:
+    values: list[float]
+    seeds: list[int]
+    excluded: list[str]  # one reason per left-out run, e.g. "seed 3 unfinished"
+    summary: tuple[float, float, int] | None = None
+    """(mean, CI half-width, n) given from outside (the paper's cells) instead of computed from values."""
+
+    @property
+    def n(self) -> int:
+        return self.summary[2] if self.summary else len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return self.summary[0] if self.summary else mean_ci(self.values)[0]
+
+    @property
+    def ci(self) -> float:
+        return self.summary[1] if self.summary else mean_ci(self.values)[1]
+
+
+@dataclasses.dataclass
+class ResultTable:
+    envs: list[str]
+    algos: list[str]
+    cells: dict[tuple[str, str], Cell]  # (algo, env)
+    budgets: dict[str, int | None]
+    at_step: int | None
+    norm_min: dict[str, float]
+    norm_max: dict[str, float]
+    norm_note: str
+    normalized_override: dict[str, float] | None = None
+    """Printed Normalized values to show instead of recomputing them (the paper's table)."""
+    source_note: str | None = None
+    """Replaces the footnote on how final returns were taken (the paper's table)."""
+
+    def mean(self, algo: str, env: str) -> float:
+        cell = self.cells.get((algo, env))
+        return cell.mean if cell and cell.n else math.nan
+
+    def normalized(self, algo: str) -> tuple[float, int]:
+        """Average over envs of (mean - min) / (max - min); returns (value, number of envs used)."""
+        if self.normalized_override is not None:
+            return self.normalized_override.get(algo, math.nan), len(self.envs)
+        scores = []
+        for env in self.envs:
+            m, lo, hi = self.mean(algo, env), self.norm_min.get(env, math.nan), self.norm_max.get(env, math.nan)
+            if math.isfinite(m) and math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+                scores.append((m - lo) / (hi - lo))
+        return (float(np.mean(scores)) if scores else math.nan), len(scores)
+
+    def ranks(self, column: list[float]) -> dict[int, int]:
+        """Row index -> 1 (best) or 2 (second) for the finite values of a column."""
+        order = sorted((v, i) for i, v in enumerate(column) if math.isfinite(v))[::-1]
+        return {i: r for r, (_, i) in enumerate(order[:2], start=1)}
+
+    @property
+    def seeds_differ(self) -> bool:
+        return len({c.n for c in self.cells.values()}) > 1
+
+
+def final_return(run: Run, at_step: int | None) -> float | None:
+    frame = run.evals
+    if frame.empty:
+        return None
+    if at_step is None:
+        return float(frame["return_mean"].iloc[-1])
+    row = frame[frame["env_step"] == at_step]
+    return float(row["return_mean"].iloc[0]) if len(row) else None
+
+
+def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str, dict[str, float]] | None = None) -> ResultTable:
+    envs = sorted({r.env for r in runs})
+    algos = sorted({r.algo for r in runs})
+    budgets: dict[str, int | None] = {}
+    for env in envs:
+        totals = Counter(r.total_steps for r in runs if r.env == env and r.state == "done")
+        budgets[env] = totals.most_common(1)[0][0] if totals else None
+    cells: dict[tuple[str, str], Cell] = {}
+    for run in sorted(runs, key=lambda r: (r.algo, r.env, r.seed)):
+        cell = cells.setdefault((run.algo, run.env), Cell([], [], []))
+        value = final_return(run, at_step)
+        if at_step is not None:
+            if value is None:
+                cell.excluded.append(f"seed {run.seed} has no evaluation at step {at_step:,}")
+                continue
+        elif run.state != "done":
+            cell.excluded.append(f"seed {run.seed} {run.state}")
+            continue
+        elif run.total_steps != budgets[run.env]:
+            cell.excluded.append(f"seed {run.seed} ran {run.total_steps:,} steps, not {budgets[run.env]:,}")
+            continue
+        elif value is None:
+            cell.excluded.append(f"seed {run.seed} has no evaluation")
+            continue
+        cell.values.append(value)
+        cell.seeds.append(run.seed)
+
+    table = ResultTable(envs, algos, cells, budgets, at_step, {}, {}, "")
+    lo = {e: min((table.mean(a, e) for a in algos if math.isfinite(table.mean(a, e))), default=math.nan) for e in envs}
+    hi = {e: max((table.mean(a, e) for a in algos if math.isfinite(table.mean(a, e))), default=math.nan) for e in envs}
+    note = "Normalized: per-env min-max over the algorithms' final means in this table, averaged over envs."
+    if norm_ref:
+        for env, ref in norm_ref.items():
+            if env in lo and math.isfinite(ref.get("min", math.nan)):
+                lo[env] = ref["min"]
+            if env in hi and math.isfinite(ref.get("max", math.nan)):
+                hi[env] = ref["max"]
+        note = ("Normalized: per-env (mean - min) / (max - min) with min/max from the reference file where it gives them, "
+                "else the table's own min/max; averaged over envs.")
+    table.norm_min, table.norm_max, table.norm_note = lo, hi, note
+    return table
+
+
+# -- reference data -----------------------------------------------------------------------------
+def _data_path(name: str) -> Path:
+    return Path(str(resources.files("sombench") / "data" / name))
+
+
+def read_norm_ref(spec: str) -> dict[str, dict[str, float]]:
+    """`random` (the shipped random-policy scores) or a CSV with columns env, min, max (either may be blank)."""
+    path = _data_path("random_scores.csv") if spec == "random" else Path(spec)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read --norm-ref {spec}: {exc}".splitlines()[0]) from None
+    if "env" not in frame.columns or not ({"min", "max"} & set(frame.columns)):
+        raise UserError(f"--norm-ref {spec} needs columns env and min and/or max")
+    out = {}
+    for row in frame.to_dict("records"):
+        out[str(row["env"])] = {k: float(row[k]) if k in row and pd.notna(row[k]) else math.nan for k in ("min", "max")}
+    return out
+
+
+def paper_table() -> tuple[pd.DataFrame, dict[str, float]]:
+    """The paper's Table 1 (algo, env, mean, ci) and its printed Normalized column."""
+    cells = pd.read_csv(_data_path("paper_table1.csv"))
+    norm = pd.read_csv(_data_path("paper_table1_normalized.csv"))
+    return cells, dict(zip(norm["algo"], norm["normalized"]))
+
+
+def table_from_frame(frame: pd.DataFrame, normalized: dict[str, float] | None = None, n: int = 5) -> ResultTable:
+    """A ResultTable of given cells (columns algo, env, mean, ci), e.g. the paper's Table 1."""
+    runs = [Run(r["env"], r["algo"], 0, "done", 1, pd.DataFrame({"env_step": [1], "return_mean": [r["mean"]]}))
+            for r in frame.to_dict("records")]
+    table = build_table(runs)
+    for r in frame.to_dict("records"):
+        table.cells[(r["algo"], r["env"])].summary = (float(r["mean"]), float(r.get("ci", math.nan)), n)
+    table.normalized_override = normalized
+    table.source_note = f"Final return: mean ± 95% CI over {n} seeds, as printed in the paper."
+    if normalized is not None:
+        table.norm_note = "Normalized: as printed in the paper, over its five locomotion tasks (its min and max are not stated)."
+    return table
+
+
+def paper_cells_for(table: ResultTable) -> ResultTable | None:
+    """The paper's Table 1 restricted to this table's algorithms (names matched case-insensitively) and envs."""
+    cells, normalized = paper_table()
+    ours = {a.lower(): a for a in table.algos}
+    cells = cells[cells["algo"].str.lower().isin(ours) & cells["env"].isin(table.envs)].copy()
+    if cells.empty:
+        return None
+    cells["algo"] = cells["algo"].str.lower().map(ours)
+    printed = {ours[a.lower()]: v for a, v in normalized.items() if a.lower() in ours}
+    return table_from_frame(cells, normalized=printed)

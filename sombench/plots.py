@@ -1,0 +1,129 @@
+"""Figure 2: evaluation return against env steps, one panel per env plus a normalized panel.
+
+Each line is the mean over seeds at the evaluation steps every seed has reached, with a Student-t
+95% CI band. The normalized panel min-max normalizes each seed's curve per env with the same
+min/max as the table (the algorithms' final means, or the reference file), pairs seeds by index
+across envs, averages over envs, and then takes mean and CI over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from sombench.aggregate import ResultTable, Run  # noqa: E402
+
+# Fixed colours by algorithm name, so an algorithm has the same colour in every panel and figure.
+PALETTE = {
+    "som": "#d62728", "sac": "#1f77b4", "mfp": "#ff7f0e", "dacer": "#2ca02c", "sdac": "#9467bd", "dpmd": "#8c564b",
+    "qsm": "#e377c2", "qvpo": "#7f7f7f", "dipo": "#bcbd22", "ppo": "#17becf",
+}
+_EXTRA = plt.get_cmap("tab20").colors
+
+
+def colour(algo: str) -> str:
+    if algo in PALETTE:
+        return PALETTE[algo]
+    return matplotlib.colors.to_hex(_EXTRA[sum(map(ord, algo)) % len(_EXTRA)])
+
+
+def seed_matrix(runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:
+    """(steps common to all seeds, returns [seeds, steps])."""
+    common = None
+    for run in runs:
+        steps = set(run.evals["env_step"].astype(int))
+        common = steps if common is None else common & steps
+    steps = np.array(sorted(common or []))
+    values = np.array([run.evals.set_index("env_step").loc[steps, "return_mean"].to_numpy() for run in runs]) if len(steps) else np.zeros((len(runs), 0))
+    return steps, values
+
+
+def mean_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean = values.mean(axis=0)
+    n = values.shape[0]
+    if n < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def build_figure(runs: list[Run], table: ResultTable) -> plt.Figure:
+    """The Figure 2 panels for these runs (the caller saves and closes it)."""
+    envs, algos = table.envs, table.algos
+    panels = len(envs) + (1 if len(envs) > 1 else 0)
+    cols = min(3, panels)
+    rows = math.ceil(panels / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    flat = axes.ravel()
+    normalized: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {a: [] for a in algos}
+    for ax, env in zip(flat, envs):
+        for algo in algos:
+            group = [r for r in runs if r.env == env and r.algo == algo and not r.evals.empty]
+            if not group:
+                continue
+            group.sort(key=lambda r: r.seed)
+            steps, values = seed_matrix(group)
+            if not len(steps):
+                continue
+            mean, lo, hi = mean_band(values)
+            ax.plot(steps, mean, color=colour(algo), label=f"{algo} (n={len(group)})", lw=1.6)
+            ax.fill_between(steps, lo, hi, color=colour(algo), alpha=0.2, lw=0)
+            span = table.norm_max[env] - table.norm_min[env]
+            if math.isfinite(span) and span > 0:
+                normalized[algo].append((steps, (values - table.norm_min[env]) / span))
+        ax.set_title(env)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("evaluation return")
+        ax.grid(alpha=0.3)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    if panels > len(envs):
+        ax = flat[len(envs)]
+        for algo, curves in normalized.items():
+            if len(curves) != len(envs):
+                continue  # only algorithms run on every env enter the average
+            common = sorted(set.intersection(*[set(s.tolist()) for s, _ in curves]))
+            n_seeds = min(v.shape[0] for _, v in curves)
+            if not common or n_seeds == 0:
+                continue
+            per_env = [v[:n_seeds][:, np.searchsorted(s, common)] for s, v in curves]
+            mean, lo, hi = mean_band(np.mean(per_env, axis=0))
+            ax.plot(common, mean, color=colour(algo), label=algo, lw=1.6)
+            ax.fill_between(common, lo, hi, color=colour(algo), alpha=0.2, lw=0)
+        ax.set_title("Normalized (mean over envs)")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("normalized return")
+        ax.grid(alpha=0.3)
+    for ax in flat[panels:]:
+        ax.set_visible(False)
+    handles = {}
+    for ax in flat[:panels]:
+        for h, lbl in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lbl.split(" (")[0], h)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def plot_curves(runs: list[Run], table: ResultTable, out: Path) -> Path:
+    """Write Figure 2 to `out` (atomically: a temporary file renamed into place)."""
+    fig = build_figure(runs, table)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
+    fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def frame_of(runs: list[Run]) -> pd.DataFrame:  # convenience for notebooks
+    return pd.concat([r.evals.assign(env=r.env, algo=r.algo, seed=r.seed) for r in runs], ignore_index=True)

@@ -1,0 +1,206 @@
+"""Table 1, statistics and Figure 2 from a hand-made store."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sombench import aggregate, plots, store, tables
+from sombench.rliable_stats import iqm, optimality_gap, probability_of_improvement, rliable_stats
+
+
+def make_run(root, env, algo, seed, returns, state="done", total=None, every=100):
+    run = store.run_dir(root, env, algo, seed)
+    run.mkdir(parents=True, exist_ok=True)
+    steps = [every * (i + 1) for i in range(len(returns))]
+    total = total or (steps[-1] if steps else every)
+    store.atomic_write_csv(run / "eval.csv", [{"env_step": s, "return_mean": r, "return_std": 0.0, "episodes": 1, "wall_s": 0.0}
+                                              for s, r in zip(steps, returns)], store.EVAL_COLUMNS)
+    store.write_state(run, state=state, env_step=steps[-1] if steps else 0, total_steps=total,
+                      last_return=returns[-1] if returns else None)
+    return run
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    store.init_store(tmp_path)
+    # A: finals 10, 12, 14 on E1 and 1, 2, 3 on E2; B: 20, 22, 27 on E1, 0, 0.5, 1 on E2; C one weak seed on E1
+    for seed, (e1, e2) in enumerate([(10, 1), (12, 2), (14, 3)]):
+        make_run(tmp_path, "E1", "a", seed, [0, e1])
+        make_run(tmp_path, "E2", "a", seed, [0, e2])
+    for seed, (e1, e2) in enumerate([(20, 0.0), (22, 0.5), (27, 1.0)]):
+        make_run(tmp_path, "E1", "b", seed, [5, e1])
+        make_run(tmp_path, "E2", "b", seed, [0.1, e2])
+    for seed, (e1, e2) in enumerate([(1, 0.2), (2, 0.3), (4, 0.4)]):
+        make_run(tmp_path, "E1", "c", seed, [0, e1])
+        make_run(tmp_path, "E2", "c", seed, [0, e2])
+    return tmp_path
+
+
+def test_cells_are_student_t_ci_by_hand(small_store):
+    table = aggregate.build_table(aggregate.load_runs(small_store))
+    cell = table.cells[("b", "E1")]
+    x = np.array([20.0, 22.0, 27.0])
+    half = stats.t.ppf(0.975, 2) * x.std(ddof=1) / math.sqrt(3)
+    assert cell.mean == pytest.approx(23.0)
+    assert cell.ci == pytest.approx(half)
+    assert cell.ci == pytest.approx(4.302653 * math.sqrt(13) / math.sqrt(3), rel=1e-6)  # t(0.975, 2 dof), s^2 = 26/2
+
+
+def test_normalized_on_paper_table_1():
+    cells, _ = aggregate.paper_table()
+    table = aggregate.table_from_frame(cells)  # computed, not the printed column
+    assert round(table.normalized("SOM")[0], 3) == 0.997
+    assert round(table.normalized("DACER")[0], 3) == 0.838
+
+
+def test_best_bold_second_underlined(small_store):
+    table = aggregate.build_table(aggregate.load_runs(small_store))
+    md = tables.to_markdown(table, "t")
+    # E1: b (23) best, a (12) second; E2: a (2) best, b (0.5) second
+    row = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ") and "Algorithm" not in line}
+    assert "**23.0 ± 9.0**" in row["b"] and "<u>12.0 ± 5.0</u>" in row["a"]
+    assert "**2.0 ± 2.5**" in row["a"] and "<u>0.5 ± 1.2</u>" in row["b"]
+    assert "**" not in row["c"] and "<u>" not in row["c"]
+    latex = tables.to_latex(table, "t")
+    assert r"\textbf{23.0 $\pm$ 9.0}" in latex and r"\underline{12.0 $\pm$ 5.0}" in latex
+    rich_table = tables.to_rich(table, "t").renderables[0]
+    styles = {(col.header, i): cell.style for col in rich_table.columns for i, cell in enumerate(col._cells)}
+    assert styles[("E1", 1)] == "bold" and styles[("E1", 0)] == "underline" and styles[("E1", 2)] == ""
+    # Normalized: a = (12-2.33)/(23-2.33)/2 + 1/2 ..., best is a
+    norm_a = ((12 - 7 / 3) / (23 - 7 / 3) + 1.0) / 2
+    assert table.normalized("a")[0] == pytest.approx(norm_a)
+    assert styles[("Normalized", 0)] == "bold"
+
+
+def test_unfinished_run_flagged_not_averaged(small_store):
+    make_run(small_store, "E1", "a", 3, [0, 1000], state="running", total=200)
+    make_run(small_store, "E1", "a", 4, [0, 1000, 1000], state="done", total=300)  # another budget
+    table = aggregate.build_table(aggregate.load_runs(small_store))
+    cell = table.cells[("a", "E1")]
+    assert cell.values == [10, 12, 14] and cell.mean == 12
+    assert any("seed 3" in e and "interrupted" in e for e in cell.excluded)
+    assert any("seed 4 ran 300 steps, not 200" in e for e in cell.excluded)
+    md = tables.to_markdown(table, "t")
+    assert "12.0 ± 5.0†" in md and "† a on E1: left out" in md
+
+
+def test_at_step_compares_at_a_common_step(small_store):
+    make_run(small_store, "E1", "a", 3, [0, 1000], state="running", total=400)
+    table = aggregate.build_table(aggregate.load_runs(small_store), at_step=100)
+    assert table.cells[("a", "E1")].values == [0, 0, 0, 0]
+    assert table.cells[("b", "E1")].mean == 5
+    table = aggregate.build_table(aggregate.load_runs(small_store), at_step=300)
+    assert table.cells[("a", "E1")].n == 0 and len(table.cells[("a", "E1")].excluded) == 4
+
+
+def test_seed_counts_shown_when_they_differ(small_store):
+    make_run(small_store, "E2", "c", 3, [0, 0.1])
+    table = aggregate.build_table(aggregate.load_runs(small_store))
+    assert "(n=4)" in tables.cell_text(table, "c", "E2") and "(n=3)" in tables.cell_text(table, "a", "E1")
+
+
+def test_norm_ref_file(small_store, tmp_path):
+    ref = tmp_path / "ref.csv"
+    ref.write_text("env,min,max\nE1,0,40\nE2,,\n")
+    table = aggregate.build_table(aggregate.load_runs(small_store), norm_ref=aggregate.read_norm_ref(str(ref)))
+    assert table.norm_min["E1"] == 0 and table.norm_max["E1"] == 40
+    assert table.norm_min["E2"] == pytest.approx(0.3) and table.norm_max["E2"] == 2  # fell back to the table
+
+
+def test_rliable_metrics_by_hand():
+    assert iqm(np.array([0.0, 1, 2, 3]), np.array([4.0, 5, 6, 100])) == pytest.approx(3.5)  # middle four: 2..5
+    assert optimality_gap(np.array([0.5, 1.5])) == pytest.approx(0.25)
+    assert probability_of_improvement([np.array([2.0, 3])], [np.array([1.0, 2])]) == pytest.approx((1 + 1 + 0.5 + 1) / 4)
+
+
+def test_rliable_is_seeded_and_orders_algorithms(small_store):
+    table = aggregate.build_table(aggregate.load_runs(small_store))
+    a, b = rliable_stats(table, reps=300), rliable_stats(table, reps=300)
+    assert a == b
+    lo, hi = a["per_algo"]["a"]["iqm_ci"]
+    assert lo <= a["per_algo"]["a"]["iqm"] <= hi
+    p_ac = next(p for p in a["probability_of_improvement"] if p["x"] == "a" and p["y"] == "c")
+    assert p_ac["p"] == 1.0
+
+
+@pytest.mark.parametrize("fmt", tables.FORMATS)
+def test_every_format_renders(cli, small_store, fmt):
+    code, out, err = cli(["table", "--results", str(small_store), "--format", fmt])
+    assert code == 0, err
+    assert "23.0" in out
+    if fmt == "json":
+        payload = json.loads(out)
+        assert payload == json.loads(tables.to_json(tables.records(aggregate.build_table(aggregate.load_runs(small_store)))))
+        cell = next(c for c in payload["cells"] if c["algo"] == "b" and c["env"] == "E1")
+        assert cell["values"] == [20, 22, 27] and cell["rank"] == 1
+    if fmt == "csv":
+        frame = pd.read_csv(pd.io.common.StringIO(out))
+        assert set(frame["env"]) == {"E1", "E2", "Normalized"}
+
+
+def test_stats_and_paper_flags(cli, tmp_path):
+    store.init_store(tmp_path)
+    for seed, r in enumerate([3000.0, 3500.0]):
+        make_run(tmp_path, "Hopper-v4", "sac", seed, [r])
+        make_run(tmp_path, "Hopper-v4", "som", seed, [r + 100])
+    code, out, err = cli(["table", "--results", str(tmp_path), "--paper", "--format", "json", "--stats", "rliable"])
+    assert code == 0, err
+    payload = json.loads(out)
+    paper = {(c["algo"], c["env"]): (c["mean"], c["ci95"]) for c in payload["paper"]["cells"]}
+    assert paper == {("sac", "Hopper-v4"): (1722.6, 248.7), ("som", "Hopper-v4"): (3425.2, 353.6)}
+    assert payload["paper"]["normalized"]["som"]["value"] == 0.887
+    assert {p["x"] for p in payload["rliable"]["probability_of_improvement"]} == {"sac", "som"}
+    code, out, _ = cli(["table", "--results", str(tmp_path), "--paper"])
+    assert code == 0 and "SOM paper, Table 1" in out and "1722.6" in out
+
+
+def test_plot_axes_cover_the_data(small_store, tmp_path):
+    runs = aggregate.load_runs(small_store)
+    table = aggregate.build_table(runs)
+    fig = plots.build_figure(runs, table)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["E1", "E2", "Normalized (mean over envs)"]
+    for ax, env in zip(axes, ["E1", "E2"]):
+        lo, hi = ax.get_ylim()
+        x_lo, x_hi = ax.get_xlim()
+        lines = {line.get_label().split(" ")[0]: line for line in ax.get_lines()}
+        assert set(lines) == {"a", "b", "c"}
+        for algo, line in lines.items():
+            y = np.asarray(line.get_ydata())
+            assert lo <= y.min() and y.max() <= hi and x_lo <= 100 and x_hi >= 200
+            assert line.get_color() == plots.colour(algo)
+            assert y[-1] == pytest.approx(table.mean(algo, env))  # the line ends at the table's cell
+        for band in ax.collections:  # CI bands stay inside the axes too
+            verts = np.concatenate([p.vertices for p in band.get_paths()])
+            assert lo <= verts[:, 1].min() and verts[:, 1].max() <= hi
+    plots.plt.close(fig)
+    out = tmp_path / "fig.png"
+    plots.plot_curves(runs, table, out)
+    assert out.stat().st_size > 10_000
+
+
+def test_table_bad_input(cli, tmp_path):
+    code, _, err = cli(["table", "--results", str(tmp_path / "none")])
+    assert code == 2 and "no results store" in err
+    store.init_store(tmp_path)
+    code, _, err = cli(["table", "--results", str(tmp_path)])
+    assert code == 2 and "no runs" in err
+    code, _, err = cli(["table", "--results", str(tmp_path), "--format", "docx"])
+    assert code == 2 and "unknown --format" in err
+    code, _, err = cli(["plot", "--results", str(tmp_path), "--out", "x.gif"])
+    assert code == 2 and ".png, .pdf or .svg" in err
+
+
+def test_shipped_random_reference_covers_the_paper_tasks():
+    from sombench.envs import PAPER_TASKS
+
+    ref = aggregate.read_norm_ref("random")
+    assert set(ref) == set(PAPER_TASKS)
+    assert all(math.isfinite(v["min"]) and math.isnan(v["max"]) for v in ref.values())
+    assert -100 < ref["Hopper-v4"]["min"] < 100  # a random Hopper falls over at once
