@@ -56,12 +56,21 @@ class Algorithm(ABC):
     """One line for `sombench algos`."""
     Config: ClassVar[type]
     """The dataclass of this algorithm's paper defaults."""
+    generation_steps: ClassVar[int | None] = None
+    """T_d of the paper's Table 2: network evaluations to generate one action (None: not a generative policy)."""
+    update_cycle: ClassVar[int] = 1
+    """Updates after which the work pattern repeats (e.g. 2 for a policy delay of 2); latency averages over it."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: Any, device: torch.device):
         self.obs_dim = int(obs_dim)
         self.act_dim = int(act_dim)
         self.config = config
         self.device = torch.device(device)
+
+    @property
+    def particles(self) -> int:
+        """N of the paper's Table 2: best-of-N candidates per action (the config's `num_particles`, else 1)."""
+        return int(getattr(self.config, "num_particles", 1))
 
     @property
     def warmup_steps(self) -> int:
