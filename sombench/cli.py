@@ -337,6 +337,50 @@ def plot(
     console.print(f"wrote {path}")
 
 
+@app.command(epilog="Example: sombench latency --algos sac --repeats 30 --paper")
+def latency(
+    algos: list[str] = typer.Option([], "--algos", help="Only these algorithms (repeatable or comma-separated; default: all registered)."),
+    env: str = typer.Option("HalfCheetah-v4", "--env", help="Env whose observation and action shapes are used (the paper: HalfCheetah-v4)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    repeats: int = typer.Option(30, "--repeats", help="Timed repeats per measurement (the paper: 30)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch.set_num_threads (default: torch's own, recorded)."),
+    fmt: str = typer.Option("rich", "--format", help="rich, md, csv or json."),
+    paper: bool = typer.Option(False, "--paper", help="Also print the paper's Table 2 and ratio columns (each algorithm / SOM)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Results store folder; the CSV goes to RESULTS/latency/."),
+) -> None:
+    """Table 2: time of one training update (batch 256) and one acting call (batch 1) per algorithm."""
+    from sombench import latency as lat
+
+    if fmt not in lat.FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; use {', '.join(lat.FORMATS)}")
+    positive(repeats, "--repeats")
+    positive(threads, "--threads")
+    classes = lat.select_algorithms(_names(algos))
+    info = describe_env(env)
+    dev = torch.device(resolve_device(device))
+    store.check_store(results)
+    if threads:
+        torch.set_num_threads(threads)
+
+    def on_start(name: str) -> None:
+        if err_console.is_terminal:  # keep piped stderr quiet; no spinner thread runs while timing
+            err_console.print(f"timing {name} on {dev} ...", style="dim")
+
+    report = lat.measure_all(classes, info, dev, repeats, on_start=on_start)
+    store.init_store(results)
+    path = lat.write_csv(results, report)
+    comparison = lat.compare(report) if paper else None
+    if fmt == "json":
+        print(lat.to_json(report, comparison, path))
+    elif fmt == "csv":
+        print(lat.to_csv(report, comparison), end="")
+    elif fmt == "md":
+        print(lat.to_markdown(report, comparison))
+    else:
+        console.print(lat.to_rich(report, comparison))
+        console.print(f"wrote {path}")
+
+
 # -- listings -----------------------------------------------------------------------------------
 @app.command(epilog="Example: sombench algos")
 def algos() -> None:

@@ -22,7 +22,7 @@ def assert_one_line_error(code, out, err, needle):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["run", "--algo", "nope", "--env", "Pendulum-v1", "--steps", "10"], "unknown algorithm 'nope'; choose one of: sac"),
+        (["run", "--algo", "nope", "--env", "Pendulum-v1", "--steps", "10"], "unknown algorithm 'nope'; choose one of: "),
         (["run", "--algo", "sac", "--env", "NoSuchEnv-v0", "--steps", "10"], "unknown environment 'NoSuchEnv-v0'"),
         (["run", "--algo", "sac", "--env", "CartPole-v1", "--steps", "10"], "Discrete action space"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--seeds", "0"], "--seeds must be a positive integer"),

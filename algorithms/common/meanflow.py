@@ -1,0 +1,50 @@
+"""MeanFlow (Geng et al.): the average-velocity identity and its training target.
+
+Convention (MeanFlow's, kept by SOM): time runs from the action (t = 0) to noise (t = 1);
+u(z, r, t) is the average of the forward-time velocity v over [r, t], so z_r = z_t - (t - r) u and a
+one-step sample is a = eps - u(eps, 0, 1). The MeanFlow identity u = v - (t - r) du/dt, with the
+total derivative du/dt = v . d_z u + d_t u, gives the regression target (SOM Eq. 7)
+
+    u_tgt = sg(v - (t - r) (v . d_z u + d_t u)),
+
+computed with one forward-mode Jacobian-vector product of u along the tangent (v, 0, 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.func import jvp
+
+
+def sample_times(batch: int, equal_fraction: float, device, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, t), each [B, 1], with r <= t: the min and max of two U(0, 1) draws (SOM Algorithm 1 samples
+    t, r ~ U(0, 1) with r <= t), and r = t for a fraction `equal_fraction` of the batch."""
+    draws = torch.rand((batch, 2), device=device, generator=generator)
+    r, t = draws.min(dim=1, keepdim=True).values, draws.max(dim=1, keepdim=True).values
+    equal = torch.rand((batch, 1), device=device, generator=generator) < equal_fraction
+    return torch.where(equal, t, r), t
+
+
+def meanflow_target(
+    u_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    z: torch.Tensor,
+    r: torch.Tensor,
+    t: torch.Tensor,
+    v: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(u(z, r, t) with its graph, the stop-gradient target u_tgt). jvp runs in fp32 (no autocast)."""
+    v = v.detach()
+    u, dudt = jvp(u_fn, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
+    target = v - (t - r) * dudt
+    return u, target.detach()
+
+
+def adaptive_weighted_loss(u: torch.Tensor, target: torch.Tensor, power: float, c: float = 0.01) -> torch.Tensor:
+    """MeanFlow's adaptive loss: per-sample squared error L weighted by 1 / sg(L + c)^power
+    (power 0: plain mean squared error, Eq. 7 as printed; MeanFlow's reference code uses 1)."""
+    per_sample = ((u - target) ** 2).sum(dim=-1)
+    if power == 0:
+        return per_sample.mean()
+    return (per_sample / (per_sample.detach() + c) ** power).mean()

@@ -1,0 +1,275 @@
+"""SOM: Score-Based One-step MeanFlow Policy Optimization (Kim, Ki, Ahn and Lee).
+
+A MeanFlow actor u_theta(a_t, r, t, s) maps noise to an action in one network call; it is trained
+to satisfy the MeanFlow identity for a target velocity built from the critic: the Monte Carlo score
+of the Boltzmann policy exp(alpha Q) diffused by a VP (Section 4) or VE (Appendix B) kernel.
+
+Algorithm 1, per update:
+  1. critic:  DACER's distributional twin critic (Section 4.4), next action a' = best-of-N pi(s').
+  2. actor:   a_0 from the batch; (r, t) with r <= t; a_t ~ p_t(a_t | a_0)            (Eq. 1)
+              s_hat = grad_{a_t} log sum_k exp(beta_Q * Qn(s, a_{0|t}^(k)))          (Eq. 5)
+              v = velocity(a_t, w * s_hat / (||s_hat|| + eps), t)                    (Eq. 6, 8)
+              u_tgt = sg(v - (t - r)(v . d_a u + d_t u)),  loss ||u - u_tgt||^2       (Eq. 7)
+  3. targets: Polyak every `target_delay` updates (DACER); alpha every `alpha_delay` updates.
+Acting (Algorithm 1's pi): N one-step candidates a = eps - u(eps, 0, 1, s), keep argmax min(Q1, Q2),
+add alpha * noise_scale * N(0, I), clip to [-1, 1]. Evaluation mode: the same best-of-N, no noise.
+
+Every choice the paper leaves open is a config field below whose docstring says what was chosen
+and why; docs/som-notes.md holds the measurements behind them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from algorithms import register
+from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig, adam
+from algorithms.common.buffer import Batch
+from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
+from algorithms.common.meanflow import adaptive_weighted_loss, meanflow_target, sample_times
+from algorithms.common.nets import mlp
+from algorithms.common.schedules import VESchedule, VPSchedule
+from algorithms.common.score import boltzmann_score, normalize_score
+from algorithms.common.targets import polyak_update
+from algorithms.common.temperature import LogAlpha, gaussian_noise_entropy, noise_alpha_loss
+
+
+@dataclasses.dataclass
+class SOMConfig(OffPolicyConfig):
+    activation: str = "gelu"
+    """Hidden activation of actor and critic (Table 3: GELU)."""
+    actor_lr: float = 1e-4
+    """Table 3."""
+    critic_lr: float = 1e-4
+    """Table 3."""
+    warmup_steps: int = 100_000
+    """Table 3: 1e5 (the other algorithms use 3e4)."""
+    num_particles: int = 32
+    """N of best-of-N, for acting and for the critic's next action (Table 3)."""
+    eval_particles: Optional[int] = None
+    """Best-of-N at evaluation; None = num_particles (the paper evaluates like it acts). 1 scores the
+    generator alone, which the bandit mode counts and the learning test use."""
+    noise_scale: float = 0.1
+    """Exploration noise alpha * noise_scale * N(0, I) after best-of-N (Table 3, SDAC's code)."""
+    init_alpha: float = 5.0
+    """Initial alpha, as in SDAC's reference code (log alpha = log 5); the paper does not state it."""
+    alpha_lr: float = 7e-3
+    """Table 3."""
+    alpha_delay: int = 250
+    """Updates between alpha steps (Table 3: alpha delay update 250)."""
+    target_entropy_scale: float = -0.9
+    """Target entropy of the exploration noise = scale * dim(A) (Table 3)."""
+    target_delay: int = 2
+    """Critic target (Polyak) update every this many updates: the critic 'follows DACER' (Sec. 4.4),
+    whose targets update every 2 steps. The actor updates every step, as Algorithm 1 writes it."""
+
+    sde: str = "vp"
+    """'vp' (the paper's main formulation, Section 4) or 've' (Appendix B)."""
+    beta_min: float = 0.1
+    """VP beta(t) at t = 0. Not given in the paper: the standard VP schedule of Song et al. (2021)."""
+    beta_max: float = 20.0
+    """VP beta(t) at t = 1 (Song et al. 2021's 20)."""
+    sigma_min: float = 0.01
+    """VE sigma(0). Not given in the paper: iDEM's geometric schedule starts at 0.01."""
+    sigma_max: float = 1.0
+    """VE sigma(1). 1 = the width of the action box [-1, 1]; on the bandit, 1 integrated and trained best
+    of 0.5/1/2 (docs/som-notes.md). Generation under VE starts from eps ~ N(0, sigma_max^2 I)."""
+    vp_velocity: str = "contracting"
+    """How Eq. 8's field is read under VP. 'literal': v = -0.5 beta (a + w s_hat) as the forward-time
+    velocity, so one-step generation follows +0.5 beta (a + w s_hat) and the a-term expands samples by
+    ~e^5 wherever the normalized score cannot cancel it (it can only at |a| = w). 'contracting':
+    generation follows 0.5 beta (w s_hat - a), the drift Appendix G describes ('the prior-pull term
+    -0.5 beta a alone contracts outer samples inward at early steps'). Integrated with the estimated
+    score, the literal field diverges and the contracting one lands on the modes, so the default is
+    the reading under which the paper's own description holds (docs/som-notes.md)."""
+    num_score_samples: int = 100
+    """K of Eq. 5 (Appendix C.2: 100)."""
+    score_scale: Optional[float] = None
+    """w of Eq. 8. None = the paper's 25 (Appendix C.1) under VP; 5 under VE, where the velocity
+    -0.5 d(sigma^2)/dt w s_hat is already ~2 sigma^2 log(sigma_max/sigma_min) w and w >= 10 drifted
+    outward in our bandit trials (docs/som-notes.md)."""
+    score_eps: float = 1e-6
+    """epsilon of Eq. 8's normalisation (not given in the paper)."""
+    inverse_temperature: Optional[float] = None
+    """beta_Q in exp(beta_Q * Qn). The paper writes exp(alpha Q) with alpha the exploration temperature;
+    SOM's alpha machinery comes from SDAC, whose code weights by Q * 5 / alpha, so that the Boltzmann
+    target sharpens as alpha anneals from 5 toward 1. None = that 5 / alpha; a number fixes beta_Q."""
+    standardize_q: bool = True
+    """Standardize Q over the batch's B x K proposals before the Boltzmann weights (Sec. 4.4); the mean
+    and std are constants for the gradient (batch statistics, not part of any row's energy)."""
+    clip_proposals: bool = True
+    """Clip a_{0|t} proposals to the action box before the critic sees them (the critic is trained only
+    inside it; SDAC and relax's iDEM actor clip likewise). Clipped proposals carry no gradient."""
+    r_equals_t_fraction: float = 0.25
+    """Share of the batch with r = t (instantaneous velocity). Algorithm 1 only says r <= t; MeanFlow
+    uses 75% on images, 25% trained best on the bandit (docs/som-notes.md)."""
+    loss_weight_power: float = 1.0
+    """MeanFlow's adaptive loss weight 1 / sg(L + 0.01)^p. Eq. 7 prints a plain squared error, as Eq. 3
+    does for MeanFlow itself, whose reference code weights adaptively (p = 1); plain MSE (p = 0) was
+    unstable on the bandit (losses up to 1e6 from |v| ~ 250 near t = 1)."""
+    score_dtype: str = "float32"
+    """dtype of the critic evaluations inside the score estimator: float32 or bfloat16 (autocast)."""
+
+
+def som_velocity(schedule, cfg: SOMConfig, w: float, a_t: torch.Tensor, score: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """SOM's target velocity in forward time (Eq. 6 and 8; Appendix B.2 for VE) from a raw score."""
+    s_hat = normalize_score(score, w, cfg.score_eps)  # Eq. 8
+    if cfg.sde == "ve":
+        return schedule.pf_ode_drift(a_t, s_hat, t)  # -0.5 d(sigma^2)/dt w s_hat
+    if cfg.vp_velocity == "literal":
+        return schedule.pf_ode_drift(a_t, s_hat, t)  # -0.5 beta (a_t + w s_hat)
+    return 0.5 * schedule.beta(t) * (a_t - s_hat)  # generation drift 0.5 beta (w s_hat - a_t), Appendix G
+
+
+class MeanFlowActor(nn.Module):
+    """u_theta(a_t, r, t, s): raw (r, t) concatenated with the noisy action and the state."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: SOMConfig):
+        super().__init__()
+        self.net = mlp(act_dim + 2 + obs_dim, act_dim, cfg.hidden_sizes, cfg.activation)
+
+    def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, r, t, obs], dim=-1))
+
+
+@register
+class SOM(OffPolicyAlgorithm):
+    name = "som"
+    description = "SOM: one-step MeanFlow actor trained on critic scores (VP/VE PF-ODE), best-of-N, distributional critic."
+    Config = SOMConfig
+    generation_steps = 1
+    update_cycle = 2
+
+    def __init__(self, obs_dim: int, act_dim: int, config: SOMConfig, device: torch.device):
+        super().__init__(obs_dim, act_dim, config, device)
+        cfg = config
+        if cfg.sde not in ("vp", "ve"):
+            raise ValueError(f"sde must be 'vp' or 've', got {cfg.sde!r}")
+        if cfg.vp_velocity not in ("contracting", "literal"):
+            raise ValueError(f"vp_velocity must be 'contracting' or 'literal', got {cfg.vp_velocity!r}")
+        if cfg.score_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"score_dtype must be float32 or bfloat16, got {cfg.score_dtype!r}")
+        self.schedule = VPSchedule(cfg.beta_min, cfg.beta_max) if cfg.sde == "vp" else VESchedule(cfg.sigma_min, cfg.sigma_max)
+        self.prior_std = 1.0 if cfg.sde == "vp" else cfg.sigma_max
+        self.w = cfg.score_scale if cfg.score_scale is not None else (25.0 if cfg.sde == "vp" else 5.0)
+        self.actor = MeanFlowActor(obs_dim, act_dim, cfg).to(self.device)
+        self.critic = DistributionalTwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.temperature = LogAlpha(cfg.init_alpha).to(self.device)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
+        self.alpha_opt = adam(self.temperature.parameters(), cfg.alpha_lr, self.device)
+        self.mean_std = torch.full((2,), -1.0, device=self.device)  # DACER's running sigma, unset
+        self.target_entropy = cfg.target_entropy_scale * act_dim
+        self.updates = 0
+
+    # -- acting (Algorithm 1's pi) --------------------------------------------------------------
+    def generate(self, obs: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """One-step generation a = eps - u(eps, 0, 1, s), clipped to [-1, 1]; obs [B, o] -> [B, d]."""
+        if eps is None:
+            eps = self.prior_std * torch.randn((obs.shape[0], self.act_dim), device=obs.device)
+        zeros = torch.zeros((obs.shape[0], 1), device=obs.device)
+        return (eps - self.actor(eps, zeros, zeros + 1.0, obs)).clamp(-1.0, 1.0)
+
+    def best_of_n(self, obs: torch.Tensor, n: int) -> torch.Tensor:
+        """For each state, the candidate with the highest min(mu1, mu2) among n one-step samples."""
+        b = obs.shape[0]
+        rep = obs.repeat_interleave(n, dim=0)
+        cand = self.generate(rep)
+        if n == 1:
+            return cand
+        q = self.critic.min_q(rep, cand).view(b, n)
+        return cand.view(b, n, -1)[torch.arange(b, device=obs.device), q.argmax(dim=1)]
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        cfg = self.config
+        obs_t = self._obs_tensor(obs)
+        n = cfg.eval_particles or cfg.num_particles if deterministic else cfg.num_particles
+        action = self.best_of_n(obs_t, n)
+        if not deterministic:
+            sigma = self.temperature.alpha * cfg.noise_scale
+            action = (action + sigma * torch.randn_like(action)).clamp(-1.0, 1.0)
+        return action[0].cpu().numpy()
+
+    # -- the target velocity (Eq. 5, 6, 8) ------------------------------------------------------
+    def inverse_temperature(self) -> torch.Tensor:
+        cfg = self.config
+        if cfg.inverse_temperature is not None:
+            return torch.tensor(cfg.inverse_temperature, device=self.device)
+        return 5.0 / self.temperature.alpha.detach()
+
+    def score(self, obs: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The Monte Carlo score of Eq. 5 at (s, a_t, t) with the current critic (input gradients only)."""
+        cfg = self.config
+        k = cfg.num_score_samples
+        states = obs.repeat_interleave(k, dim=0)  # row b * k + j pairs with proposal j of state b
+
+        def q_fn(actions: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.score_dtype == "bfloat16"):
+                return self.critic.min_q(states, actions)
+
+        self.critic.requires_grad_(False)
+        try:
+            return boltzmann_score(q_fn, a_t, t, self.schedule, k, self.inverse_temperature(), cfg.standardize_q,
+                                   clip=1.0 if cfg.clip_proposals else None)
+        finally:
+            self.critic.requires_grad_(True)
+
+    def velocity(self, a_t: torch.Tensor, score: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Forward-time velocity v (MeanFlow convention: generation subtracts it) from a raw score."""
+        return som_velocity(self.schedule, self.config, self.w, a_t, score, t)
+
+    # -- one update (Algorithm 1) ---------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        self.updates += 1
+
+        # 1. critic (DACER), best-of-N next action
+        with torch.no_grad():
+            next_action = self.best_of_n(batch.next_obs, cfg.num_particles)
+            t_mu, t_sigma = self.critic_target(batch.next_obs, next_action)
+            y, y_sample = distributional_targets(t_mu, t_sigma, cfg.reward_scale * batch.reward, batch.terminated, cfg.gamma)
+        mu, sigma = self.critic(batch.obs, batch.action)
+        critic_loss, new_mean_std = distributional_critic_loss(mu, sigma, y, y_sample, self.mean_std, cfg.tau)
+        self.mean_std.copy_(new_mean_std)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        # 2. actor: MeanFlow regression on the score-based velocity (Eq. 1, 5, 6/8, 7)
+        b = batch.obs.shape[0]
+        r, t = sample_times(b, cfg.r_equals_t_fraction, self.device)
+        a_t = self.schedule.perturb(batch.action, torch.randn_like(batch.action), t)
+        v = self.velocity(a_t, self.score(batch.obs, a_t, t), t)
+        u, u_tgt = meanflow_target(lambda z, r_, t_: self.actor(z, r_, t_, batch.obs), a_t, r, t, v)
+        actor_loss = adaptive_weighted_loss(u, u_tgt, cfg.loss_weight_power)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        # 3. delayed target and temperature updates
+        if self.updates % cfg.target_delay == 0:
+            polyak_update(self.critic, self.critic_target, cfg.tau)
+        alpha = self.temperature.alpha.detach()
+        if self.updates % cfg.alpha_delay == 0:
+            entropy = gaussian_noise_entropy(self.temperature.alpha, cfg.noise_scale, self.act_dim)
+            alpha_loss = noise_alpha_loss(self.temperature.log_alpha, entropy, self.target_entropy)
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+
+        return {
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "q_mean": mu.detach().mean(),
+            "q_std": sigma.detach().mean(),
+            "alpha": alpha,
+            "velocity_norm": v.norm(dim=-1).mean().detach(),
+        }
