@@ -168,19 +168,28 @@ class SOM(OffPolicyAlgorithm):
         self.mean_std = torch.full((2,), -1.0, device=self.device)  # DACER's running sigma, unset
         self.target_entropy = cfg.target_entropy_scale * act_dim
         self.updates = 0
+        self._generation_times: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- acting (Algorithm 1's pi) --------------------------------------------------------------
+    def _time_inputs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(r, t) = (0, 1) columns for n one-step samples, cached: acting allocates nothing it can reuse."""
+        cached = self._generation_times.get(n)
+        if cached is None:
+            cached = (torch.zeros((n, 1), device=self.device), torch.ones((n, 1), device=self.device))
+            self._generation_times[n] = cached
+        return cached
+
     def generate(self, obs: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
         """One-step generation a = eps - u(eps, 0, 1, s), clipped to [-1, 1]; obs [B, o] -> [B, d]."""
         if eps is None:
             eps = self.prior_std * torch.randn((obs.shape[0], self.act_dim), device=obs.device)
-        zeros = torch.zeros((obs.shape[0], 1), device=obs.device)
-        return (eps - self.actor(eps, zeros, zeros + 1.0, obs)).clamp(-1.0, 1.0)
+        r, t = self._time_inputs(obs.shape[0])
+        return (eps - self.actor(eps, r, t, obs)).clamp(-1.0, 1.0)
 
     def best_of_n(self, obs: torch.Tensor, n: int) -> torch.Tensor:
         """For each state, the candidate with the highest min(mu1, mu2) among n one-step samples."""
         b = obs.shape[0]
-        rep = obs.repeat_interleave(n, dim=0)
+        rep = obs.expand(n, -1) if b == 1 else obs.repeat_interleave(n, dim=0)
         cand = self.generate(rep)
         if n == 1:
             return cand
@@ -191,12 +200,12 @@ class SOM(OffPolicyAlgorithm):
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         cfg = self.config
         obs_t = self._obs_tensor(obs)
-        n = cfg.eval_particles or cfg.num_particles if deterministic else cfg.num_particles
-        action = self.best_of_n(obs_t, n)
+        n = (cfg.eval_particles or cfg.num_particles) if deterministic else cfg.num_particles
+        action = self.best_of_n(obs_t, n)[0]
         if not deterministic:
             sigma = self.temperature.alpha * cfg.noise_scale
-            action = (action + sigma * torch.randn_like(action)).clamp(-1.0, 1.0)
-        return action[0].cpu().numpy()
+            action = (action + sigma * torch.randn_like(action)).clamp_(-1.0, 1.0)
+        return action.cpu().numpy()
 
     # -- the target velocity (Eq. 5, 6, 8) ------------------------------------------------------
     def inverse_temperature(self) -> torch.Tensor:

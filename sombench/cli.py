@@ -402,6 +402,14 @@ def envs() -> None:
     for task in PAPER_TASKS.values():
         table.add_row(task.env_id, f"{task.budget:,}", task.description)
     console.print(table)
+    from sombench.bandits import BANDITS
+
+    bandits = Table(title="bandits (SOM paper, Section 5.2 and Appendix F)", caption="One-step episodes; pass --steps.")
+    for col in ("env", "description"):
+        bandits.add_column(col)
+    for env_id, text in BANDITS.items():
+        bandits.add_row(env_id, text)
+    console.print(bandits)
 
 
 # -- entry point --------------------------------------------------------------------------------

@@ -53,8 +53,8 @@ class DistributionalTwinCritic(nn.Module):
         return out[..., 0], F.softplus(out[..., 1])
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """min(mu1, mu2), shape [B]."""
-        return self(obs, action)[0].min(dim=0).values
+        """min(mu1, mu2), shape [B] (the std head's softplus is skipped: only the means are needed)."""
+        return self.net(torch.cat([obs, action], dim=-1))[..., 0].min(dim=0).values
 
 
 def distributional_targets(
