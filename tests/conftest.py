@@ -14,8 +14,9 @@ from sombench.cli import main
 TINY_SAC = ("hidden_sizes=32,32", "batch_size=32", "warmup_steps=200")
 
 
-def tiny_run_args(results: Path, steps: int = 600, seeds: int = 1, extra: tuple[str, ...] = ()) -> list[str]:
-    args = ["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", str(steps), "--seeds", str(seeds),
+def tiny_run_args(results: Path, steps: int = 600, seeds: int = 1, extra: tuple[str, ...] = (),
+                  env: str = "Pendulum-v1") -> list[str]:
+    args = ["run", "--algo", "sac", "--env", env, "--steps", str(steps), "--seeds", str(seeds),
             "--results", str(results), "--eval-every", "200", "--eval-episodes", "1", "--checkpoint-every", "200",
             "--log-every", "100", "--threads", "1", "--device", "cpu"]
     for pair in TINY_SAC:

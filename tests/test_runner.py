@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -20,6 +19,7 @@ import torch
 import algorithms
 from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig
 from conftest import invoke, tiny_run_args
+from killable_env import ENV_ID
 from sombench import store
 from sombench.runner import RunSpec, run_seed
 
@@ -48,45 +48,35 @@ def test_different_seeds_differ(tmp_path):
     assert not np.allclose(r0, r1)
 
 
-def _wait_for(predicate, timeout: float) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise TimeoutError
-
-
-def _checkpoint_step(run: Path) -> int:
-    try:
-        return int(torch.load(run / "checkpoint.pt", weights_only=False)["step"])
-    except Exception:
-        return -1
-
-
 def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
-    """Kill the run twice with SIGKILL at arbitrary points after a checkpoint, then rerun to the end."""
+    """SIGKILL a run twice mid-episode, rerun it to the end, and compare with an uninterrupted run.
+
+    The env kills its own process after a set number of steps (tests/killable_env.py), so the
+    crashes land at known steps: after the checkpoint at 600 (killed near step 650 of training)
+    and, on resume, after the checkpoint at 1,000.
+    """
     steps = 1400
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    run = store.run_dir(killed, "Pendulum-v1", "sac", 0)
-    cmd = [sys.executable, "-m", "sombench", *tiny_run_args(killed, steps=steps)]
-    last_ckpt = -1
-    for _ in range(2):
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            _wait_for(lambda: _checkpoint_step(run) > last_ckpt and (store.read_state(run) or {}).get("env_step", 0)
-                      > _checkpoint_step(run) + 50, timeout=120)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+    run = store.run_dir(killed, ENV_ID, "sac", 0)
+    args = tiny_run_args(killed, steps=steps, env=ENV_ID)
+    code = f"import killable_env; from sombench.cli import main; main({args!r})"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    checkpoints = []
+    # Steps count evaluation too (1 episode of 200 every 200 training steps): 1,250 process steps end
+    # at training step ~650, and 850 steps after resuming from 600 end at training step ~1,050.
+    for kill_after in (1250, 850):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "SOMBENCH_KILL_AFTER_STEPS": str(kill_after)},
+                              capture_output=True)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
         assert store.effective_state(run)["state"] == "interrupted"
-        new_ckpt = _checkpoint_step(run)
-        assert new_ckpt > last_ckpt
-        last_ckpt = new_ckpt
+        checkpoints.append(int(torch.load(run / "checkpoint.pt", weights_only=False)["step"]))
+        for name in ("eval.csv", "train.csv"):  # rows past the checkpoint may be there; never a torn file
+            assert read(run, name)["env_step"].is_unique
+    assert checkpoints == [600, 1000]
     assert (run / "lock").exists()  # left behind by the killed process: stale, must be taken over
-    assert last_ckpt < steps
-    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
-    assert invoke(tiny_run_args(clean, steps=steps)) == 0
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert invoke(tiny_run_args(clean, steps=steps, env=ENV_ID)) == 0
 
     for name in ("eval.csv", "train.csv"):
         frame = read(run, name)
@@ -95,7 +85,7 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
     assert list(ev["env_step"]) == list(range(200, steps + 1, 200))
     assert list(read(run, "train.csv")["env_step"]) == list(range(200, steps + 1, 100))
     assert store.read_state(run)["state"] == "done"
-    ref = read(store.run_dir(clean, "Pendulum-v1", "sac", 0), "eval.csv")
+    ref = read(store.run_dir(clean, ENV_ID, "sac", 0), "eval.csv")
     pd.testing.assert_series_equal(ev["return_mean"], ref["return_mean"])
     assert not list(run.glob(".*tmp"))  # no temporary file survives
 
