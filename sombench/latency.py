@@ -352,8 +352,8 @@ def our_grid(report: LatencyReport, comparison: Comparison | None = None) -> Gri
         marks.append(mark)
     m = report.meta
     batches = sorted({r.batch_size for r in report.rows})
-    cycles = [f"{r.algo} {r.update_cycle}" for r in report.rows if r.update_cycle > 1]
-    cycle_note = (f"each timed repeat runs the algorithm's update cycle ({', '.join(cycles)} consecutive updates) and reports the "
+    cycles = [f"{r.algo} {r.update_cycle} consecutive updates" for r in report.rows if r.update_cycle > 1]
+    cycle_note = (f"each timed repeat runs the algorithm's update cycle ({', '.join(cycles)}) and reports the "
                   "mean per update, so delayed updates are averaged in" if cycles else "each timed repeat is one update")
     machine = f"{m['device']}" + (f" ({m['gpu']})" if m["gpu"] else "")
     notes = [

@@ -1,0 +1,140 @@
+"""Discrete-time DDPM machinery for diffusion policies (Ho et al. 2020), shared by the diffusion
+baselines (DACER now; SDAC, DPMD, QSM, QVPO, DIPO later). Step index i = 0..T-1, with i = 0 the
+last denoising step (nearest the action) and i = T-1 the first (nearest the noise).
+
+- `DDPMSchedule`: beta_i for the discretised VP-SDE (the `vp_beta_schedule` of the relax/DACER
+  reference code, beta from 0.1 to 10) or the cosine schedule (Nichol and Dhariwal 2021), and every
+  coefficient of the forward kernel q(x_i | x_0) and the posterior q(x_{i-1} | x_i, x_0).
+- `reverse_process`: the ancestral sampler x_{i-1} ~ N(mu_post(x_i, x0_hat), sigma_post^2) with the
+  network predicting the noise and the predicted clean action x0_hat clipped to the action box
+  at every step. It is differentiable end to end: DACER backpropagates Q through all T steps.
+- `sinusoidal_embedding` and `TimeEmbedding`: the scaled sinusoidal step embedding of the relax
+  code (dim 16, theta 10,000, scaled by 1 / sqrt(dim)), followed by Linear(2 dim)-act-Linear(dim).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from algorithms.common.nets import activation
+
+
+def vp_betas(steps: int, beta_min: float = 0.1, beta_max: float = 10.0) -> np.ndarray:
+    """beta_i = 1 - exp(-beta_min / T - 0.5 (beta_max - beta_min) (2 i - 1) / T^2), i = 1..T: the
+    exact one-step transition of the linear VP-SDE beta(t) = beta_min + t (beta_max - beta_min)
+    over [(i - 1) / T, i / T] (relax's `vp_beta_schedule`, as used by DACER and Diffusion-QL)."""
+    i = np.arange(1, steps + 1, dtype=np.float64)
+    alpha = np.exp(-beta_min / steps - 0.5 * (beta_max - beta_min) * (2 * i - 1) / steps**2)
+    return 1.0 - alpha
+
+
+def cosine_betas(steps: int, s: float = 0.008) -> np.ndarray:
+    """The cosine schedule of Nichol and Dhariwal (2021), betas clipped to 0.999."""
+    t = np.arange(0, steps + 1, dtype=np.float64) / steps
+    abar = np.cos((t + s) / (1 + s) * np.pi / 2) ** 2
+    abar = abar / abar[0]
+    return np.clip(1 - abar[1:] / abar[:-1], 0, 0.999)
+
+
+class DDPMSchedule:
+    """Coefficients of a discrete DDPM with T steps, as float32 tensors on `device` (float64 maths)."""
+
+    def __init__(self, steps: int, schedule: str = "vp", device: torch.device | str = "cpu"):
+        if schedule == "vp":
+            betas = vp_betas(steps)
+        elif schedule == "cosine":
+            betas = cosine_betas(steps)
+        else:
+            raise ValueError(f"beta schedule must be 'vp' or 'cosine', got {schedule!r}")
+        self.steps = int(steps)
+        alphas = 1.0 - betas
+        abar = np.cumprod(alphas)
+        abar_prev = np.append(1.0, abar[:-1])
+        post_var = betas * (1.0 - abar_prev) / (1.0 - abar)
+        coefs = {
+            "betas": betas,
+            "abar": abar,
+            "sqrt_abar": np.sqrt(abar),
+            "sqrt_one_minus_abar": np.sqrt(1.0 - abar),
+            "sqrt_recip_abar": np.sqrt(1.0 / abar),
+            "sqrt_recipm1_abar": np.sqrt(1.0 / abar - 1.0),
+            "posterior_std": np.exp(0.5 * np.log(np.maximum(post_var, 1e-20))),
+            "posterior_coef_x0": betas * np.sqrt(abar_prev) / (1.0 - abar),
+            "posterior_coef_xt": (1.0 - abar_prev) * np.sqrt(alphas) / (1.0 - abar),
+        }
+        for name, value in coefs.items():
+            setattr(self, name, torch.as_tensor(value, dtype=torch.float32, device=device))
+        # python floats for the sampler loop: indexing a device tensor per step would cost a launch each
+        self._host = {name: [float(x) for x in value] for name, value in coefs.items()}
+
+    def q_sample(self, x0: torch.Tensor, noise: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        """x_i = sqrt(abar_i) x0 + sqrt(1 - abar_i) noise, for integer step indices i [B]."""
+        return self.sqrt_abar[i].unsqueeze(-1) * x0 + self.sqrt_one_minus_abar[i].unsqueeze(-1) * noise
+
+    def predict_x0(self, x: torch.Tensor, noise_pred: torch.Tensor, i: int, clip: float | None = 1.0) -> torch.Tensor:
+        """x0_hat = x / sqrt(abar_i) - sqrt(1 / abar_i - 1) eps_hat, clipped to [-clip, clip]."""
+        h = self._host
+        x0 = h["sqrt_recip_abar"][i] * x - h["sqrt_recipm1_abar"][i] * noise_pred
+        return x0 if clip is None else x0.clamp(-clip, clip)
+
+    def posterior_mean(self, x: torch.Tensor, x0: torch.Tensor, i: int) -> torch.Tensor:
+        """Mean of q(x_{i-1} | x_i, x0)."""
+        h = self._host
+        return h["posterior_coef_x0"][i] * x0 + h["posterior_coef_xt"][i] * x
+
+
+def reverse_process(
+    noise_model: Callable[[torch.Tensor, int], torch.Tensor],
+    schedule: DDPMSchedule,
+    x_init: torch.Tensor,
+    clip: float | None = 1.0,
+    generator: torch.Generator | None = None,
+    return_path: bool = False,
+) -> torch.Tensor | list[torch.Tensor]:
+    """Ancestral DDPM sampling from x_{T} = x_init through steps i = T-1, ..., 0.
+
+    noise_model(x, i) predicts the noise at integer step i. Each step: x0_hat = predict_x0 (clipped),
+    x <- posterior_mean(x, x0_hat) + (i > 0) posterior_std_i z. The result is not clipped (callers clip
+    after adding any exploration noise). Differentiable with respect to the model's parameters.
+    With return_path, the list [x_T, x_{T-1}, ..., x_0] instead.
+    """
+    x = x_init
+    path = [x]
+    noise = torch.randn((schedule.steps, *x.shape), device=x.device, dtype=x.dtype, generator=generator)
+    for i in reversed(range(schedule.steps)):
+        x0 = schedule.predict_x0(x, noise_model(x, i), i, clip)
+        x = schedule.posterior_mean(x, x0, i)
+        if i > 0:
+            x = x + schedule._host["posterior_std"][i] * noise[i]
+        if return_path:
+            path.append(x)
+    return path if return_path else x
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int, theta: float = 10_000.0) -> torch.Tensor:
+    """[sin(t f_j), cos(t f_j)] / sqrt(dim) with f_j = theta^(-j / (dim/2)), j < dim/2 (relax's
+    `scaled_sinusoidal_encoding`). t [...] -> [..., dim]."""
+    if dim % 2:
+        raise ValueError("embedding dim must be even")
+    half = dim // 2
+    freqs = theta ** (-torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float().unsqueeze(-1) * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1) / math.sqrt(dim)
+
+
+class TimeEmbedding(nn.Module):
+    """Step index -> sinusoidal(dim) -> Linear(2 dim) -> act -> Linear(dim) (DACER's policy net).
+    Step embeddings are the same for every row, so each is computed once per call at batch size 1."""
+
+    def __init__(self, dim: int = 16, act: str = "mish"):
+        super().__init__()
+        self.dim = dim
+        self.net = nn.Sequential(nn.Linear(dim, 2 * dim), activation(act)(), nn.Linear(2 * dim, dim))
+
+    def forward(self, steps: torch.Tensor) -> torch.Tensor:
+        return self.net(sinusoidal_embedding(steps, self.dim))

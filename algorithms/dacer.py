@@ -1,0 +1,234 @@
+"""DACER: Diffusion Actor-Critic with Entropy Regulator (Wang et al., NeurIPS 2024).
+
+The policy is the reverse process of a T = 20 step DDPM: starting from Gaussian noise,
+a network eps_theta(s, a_i, i) predicts the noise, the predicted clean action is clipped to [-1, 1]
+and the posterior mean plus posterior noise gives a_{i-1}. The actor maximises the critic through all
+T denoising steps, like a reparameterised SAC actor without a log-probability:
+
+    J_pi = -E_s[ min(mu_1, mu_2)(s, a_theta(s)) ],   a_theta = reverse process (+ exploration noise).
+
+Since the policy has no tractable density, its entropy is estimated by fitting a 3-component Gaussian
+mixture to 200 actions per state (algorithms/common/gmm_entropy.py), and a temperature
+alpha regulates exploration through the added noise alpha * 0.15 * N(0, I):
+
+    J(alpha) = -log alpha * (H_target - H_hat),  H_target = -0.9 dim(A),  one Adam step every 10,000 updates.
+
+SOM paper Table 3 column: 3x256 Mish, actor/critic lr 3e-4, alpha lr 3e-2, alpha delay 10,000, 3
+Gaussians, 200 action samples, 20 diffusion steps, warm-up 3e4, batch 256, tau 0.005, reward scale
+0.2, one particle. Critic: the distributional twin critic (after DSAC-v2; algorithms/common/critics.py).
+Details beyond the paper's text follow its reference code, `happy-yan/DACER-Diffusion-with-Online-RL`
+(relax/algorithm/dacer.py, relax/network/dacer.py), and are named as such below.
+
+Per update k = 0, 1, ... (as the DACER reference code orders it):
+  1. critic target: a' = pi(s') (with exploration noise); DACER's distributional backups from the target
+     critics; every critic loss and the actor loss below see the critic before this update's step.
+  2. entropy:      if k % alpha_delay == 0, H_hat = GMM entropy of 200 noisy actions per batch state.
+  3. actor:        if k % policy_delay == 0, one Adam step on J_pi through all T steps.
+  4. alpha:        if k % alpha_delay == 0, one Adam step on J(alpha).
+  5. targets:      if k % target_delay == 0, Polyak with rate tau.
+Acting: the reverse process plus alpha * 0.15 * N(0, I), clipped to [-1, 1]. Evaluation mode: the
+reverse process without the exploration noise (the reference sets log alpha = -inf), still sampled.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from algorithms import register
+from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig, adam
+from algorithms.common.best_of_n import repeat_states
+from algorithms.common.buffer import Batch
+from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
+from algorithms.common.diffusion import DDPMSchedule, TimeEmbedding, reverse_process
+from algorithms.common.gmm_entropy import gmm_entropy
+from algorithms.common.nets import mlp
+from algorithms.common.targets import polyak_update
+from algorithms.common.temperature import LogAlpha, noise_alpha_loss
+
+
+@dataclasses.dataclass
+class DACERConfig(OffPolicyConfig):
+    activation: str = "mish"
+    """Hidden activation of actor, time embedding and critic (Table 3: Mish)."""
+    actor_lr: float = 3e-4
+    """Table 3 (the reference code's default argument is 1e-4; the paper's table and SOM's Table 3 say 3e-4)."""
+    critic_lr: float = 3e-4
+    """Table 3."""
+    alpha_lr: float = 3e-2
+    """Table 3."""
+    diffusion_steps: int = 20
+    """T of the reverse process (Table 3: 20)."""
+    beta_schedule: str = "vp"
+    """'vp': the discretised VP-SDE betas (0.1 -> 10) named by the DACER paper; 'cosine': the schedule one
+    copy of the relax code calls instead (algorithms/common/diffusion.py)."""
+    prior_std: float = 1.0
+    """Std of the starting noise a_T. 1 = the DDPM prior N(0, I) of the paper's reverse process; the relax
+    reference code starts from 0.5 N(0, I) (`--set prior_std=0.5` reproduces it)."""
+    time_dim: int = 16
+    """Width of the sinusoidal step embedding (reference code: 16, then Linear(32)-Mish-Linear(16))."""
+    noise_scale: float = 0.15
+    """Exploration noise alpha * noise_scale * N(0, I) (reference code: 0.15 on MuJoCo, 0.1 elsewhere)."""
+    init_alpha: float = math.exp(1.2)
+    """Initial alpha: the reference code initialises log alpha = 1.2 (its comment: '1.2 or 1.7'); not in the paper."""
+    alpha_delay: int = 10_000
+    """Updates between entropy estimates and alpha steps (Table 3: 10,000); the first is at update 0."""
+    entropy_samples: int = 200
+    """Actions sampled per state for the GMM entropy estimate (Table 3: 200)."""
+    gmm_components: int = 3
+    """Components of the per-state Gaussian mixture (Table 3: 3)."""
+    target_entropy_scale: float = -0.9
+    """Target entropy = scale * dim(A) (Table 3)."""
+    policy_delay: int = 2
+    """Actor Adam step every this many updates (DACER, 'delay_update' 2 in the reference code)."""
+    target_delay: int = 2
+    """Critic target Polyak update every this many updates (reference code: 2)."""
+    noisy_training_actions: bool = True
+    """Whether the actions the actor loss maximises and the critic's next actions carry the exploration
+    noise alpha * noise_scale * N(0, I). The reference code uses its noisy `get_action` for both (the
+    critic learns the value of the exploring policy); the paper does not say. False drops the noise."""
+
+
+class DiffusionActor(nn.Module):
+    """eps_theta(s, a_i, i): the noise predictor, an MLP on [s, a_i, embedding(i)]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: DACERConfig):
+        super().__init__()
+        self.time_embed = TimeEmbedding(cfg.time_dim, cfg.activation)
+        self.net = mlp(obs_dim + act_dim + cfg.time_dim, act_dim, cfg.hidden_sizes, cfg.activation)
+        self.register_buffer("steps", torch.arange(cfg.diffusion_steps, dtype=torch.float32), persistent=False)
+
+    def sample(self, obs: torch.Tensor, schedule: DDPMSchedule, prior_std: float, x_init: torch.Tensor | None = None,
+               return_path: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """One reverse-process sample per row of obs [B, o] -> [B, d] (differentiable; not clipped), from
+        x_init (default prior_std * N(0, I)); with return_path the T + 1 points from x_T to the action."""
+        b = obs.shape[0]
+        emb = self.time_embed(self.steps)  # all T step embeddings in one call, [T, time_dim]
+        if x_init is None:
+            x_init = prior_std * torch.randn((b, self.net[-1].out_features), device=obs.device)
+
+        def noise_model(x: torch.Tensor, i: int) -> torch.Tensor:
+            return self.net(torch.cat([obs, x, emb[i].expand(b, -1)], dim=-1))
+
+        return reverse_process(noise_model, schedule, x_init, clip=1.0, return_path=return_path)
+
+
+@register
+class DACER(OffPolicyAlgorithm):
+    name = "dacer"
+    description = "DACER: 20-step diffusion actor maximising Q through the reverse process, GMM entropy-regulated noise."
+    Config = DACERConfig
+    generation_steps = 20
+    update_cycle = 2
+
+    def __init__(self, obs_dim: int, act_dim: int, config: DACERConfig, device: torch.device):
+        super().__init__(obs_dim, act_dim, config, device)
+        cfg = config
+        self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device)
+        self.actor = DiffusionActor(obs_dim, act_dim, cfg).to(self.device)
+        self.critic = DistributionalTwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.temperature = LogAlpha(cfg.init_alpha).to(self.device)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
+        self.alpha_opt = adam(self.temperature.parameters(), cfg.alpha_lr, self.device)
+        self.mean_std = torch.full((2,), -1.0, device=self.device)  # running sigma of each critic, unset
+        self.entropy = torch.zeros((), device=self.device)  # the last GMM estimate
+        self.last_actor_loss = torch.zeros((), device=self.device)  # reported every update (the window averages)
+        self.target_entropy = cfg.target_entropy_scale * act_dim
+        self.updates = 0
+
+    # -- the policy ------------------------------------------------------------------------------
+    def policy(self, obs: torch.Tensor, noisy: bool = True) -> torch.Tensor:
+        """The reverse process, plus alpha * noise_scale * N(0, I) if noisy, clipped to [-1, 1]."""
+        cfg = self.config
+        action = self.actor.sample(obs, self.schedule, cfg.prior_std)
+        if noisy:
+            sigma = self.temperature.alpha.detach() * cfg.noise_scale
+            action = action + sigma * torch.randn_like(action)
+        return action.clamp(-1.0, 1.0)
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        return self.policy(self._obs_tensor(obs), noisy=not deterministic)[0].cpu().numpy()
+
+    # the generator alone, for `sombench bandit` (no exploration noise; the reverse process's own
+    # per-step noise is still drawn)
+    @property
+    def noise_std(self) -> float:
+        return float(self.config.prior_std)
+
+    def generate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.actor.sample(obs, self.schedule, self.config.prior_std, x_init=noise).clamp(-1.0, 1.0)
+
+    def rollout(self, obs: torch.Tensor, noise: torch.Tensor) -> list[torch.Tensor]:
+        path = self.actor.sample(obs, self.schedule, self.config.prior_std, x_init=noise, return_path=True)
+        return path[:-1] + [path[-1].clamp(-1.0, 1.0)]
+
+    @torch.no_grad()
+    def estimate_entropy(self, obs: torch.Tensor) -> torch.Tensor:
+        """DACER's entropy estimate: GMM entropy of `entropy_samples` noisy actions for each state of obs (host sync)."""
+        cfg = self.config
+        n = cfg.entropy_samples
+        actions = self.policy(repeat_states(obs, n)).view(obs.shape[0], n, self.act_dim)
+        return torch.tensor(gmm_entropy(actions, cfg.gmm_components), device=self.device)
+
+    # -- one update ------------------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        k = self.updates
+        self.updates += 1
+        noisy = cfg.noisy_training_actions
+
+        # 1. critic loss (distributional, DSAC-v2 / DACER)
+        with torch.no_grad():
+            next_action = self.policy(batch.next_obs, noisy)
+            t_mu, t_sigma = self.critic_target(batch.next_obs, next_action)
+            y, y_sample = distributional_targets(t_mu, t_sigma, cfg.reward_scale * batch.reward, batch.terminated, cfg.gamma)
+        mu, sigma = self.critic(batch.obs, batch.action)
+        critic_loss, new_mean_std = distributional_critic_loss(mu, sigma, y, y_sample, self.mean_std, cfg.tau)
+        self.mean_std.copy_(new_mean_std)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+
+        # 2. entropy estimate, every alpha_delay updates
+        alpha_step = k % cfg.alpha_delay == 0
+        if alpha_step:
+            self.entropy = self.estimate_entropy(batch.obs)
+
+        # 3. actor through all T denoising steps, against the critic before its step
+        if k % cfg.policy_delay == 0:
+            self.critic.requires_grad_(False)
+            actor_loss = -self.critic.min_q(batch.obs, self.policy(batch.obs, noisy)).mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.critic.requires_grad_(True)
+            self.actor_opt.step()
+            self.last_actor_loss = actor_loss.detach()
+        self.critic_opt.step()
+
+        # 4. temperature from the entropy estimate
+        alpha = self.temperature.alpha.detach()
+        if alpha_step:
+            alpha_loss = noise_alpha_loss(self.temperature.log_alpha, self.entropy, self.target_entropy)
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+
+        # 5. targets
+        if k % cfg.target_delay == 0:
+            polyak_update(self.critic, self.critic_target, cfg.tau)
+
+        return {
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": self.last_actor_loss,
+            "q_mean": mu.detach().mean(),
+            "q_std": sigma.detach().mean(),
+            "alpha": alpha,
+            "entropy": self.entropy.detach(),
+        }
