@@ -103,6 +103,12 @@ class SAC(OffPolicyAlgorithm):
             action = self.actor.sample(obs_t)[0]
         return action[0].cpu().numpy()
 
+    def generate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """SAC is not a generative policy: its stand-in for the generator (algorithms/common/base.py) is
+        its stochastic policy sample tanh(mu(s) + sigma(s) * noise), noise ~ N(0, I), without best-of-N."""
+        mean, log_std = self.actor(obs)
+        return torch.tanh(mean + log_std.exp() * noise)
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config
         alpha = self.temperature.alpha.detach()

@@ -30,6 +30,7 @@ from torch import nn
 
 from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig, adam
+from algorithms.common.best_of_n import best_of_n
 from algorithms.common.buffer import Batch
 from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
 from algorithms.common.meanflow import adaptive_weighted_loss, meanflow_target, sample_times
@@ -188,13 +189,7 @@ class SOM(OffPolicyAlgorithm):
 
     def best_of_n(self, obs: torch.Tensor, n: int) -> torch.Tensor:
         """For each state, the candidate with the highest min(mu1, mu2) among n one-step samples."""
-        b = obs.shape[0]
-        rep = obs.expand(n, -1) if b == 1 else obs.repeat_interleave(n, dim=0)
-        cand = self.generate(rep)
-        if n == 1:
-            return cand
-        q = self.critic.min_q(rep, cand).view(b, n)
-        return cand.view(b, n, -1)[torch.arange(b, device=obs.device), q.argmax(dim=1)]
+        return best_of_n(self.generate, self.critic.min_q, obs, n)
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -282,3 +277,30 @@ class SOM(OffPolicyAlgorithm):
             "alpha": alpha,
             "velocity_norm": v.norm(dim=-1).mean().detach(),
         }
+
+    # -- the generator interface of algorithms/common/base.py (sombench bandit's figures) --------
+    # `generate(obs, eps)` above is already the generator alone (one pass, no best-of-N, no noise).
+    @property
+    def noise_std(self) -> float:
+        return self.prior_std
+
+    def samples_at(self, obs: torch.Tensor, noise: torch.Tensor, times: list[float]) -> list[torch.Tensor]:
+        """MeanFlow's jump from the noise (t = 1) to time t: z_t = eps - (1 - t) u(eps, t, 1, s).
+        t = 0 is `generate` (clipped to the box); intermediate samples are not clipped."""
+        n = noise.shape[0]
+        out = []
+        for t in times:
+            if t <= 0.0:
+                out.append(self.generate(obs, noise))
+            elif t >= 1.0:
+                out.append(noise)
+            else:
+                r = torch.full((n, 1), float(t), device=noise.device)
+                out.append(noise - (1.0 - t) * self.actor(noise, r, torch.ones_like(r), obs))
+        return out
+
+    def score_field(self, obs: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.score(obs, a_t, t)
+
+    def diffusion_kernel(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.schedule.marginal_kernel(t)

@@ -46,7 +46,7 @@ def load_runs(root: Path, envs: list[str] | None = None, algos: list[str] | None
     store.check_store(root)
     runs = []
     for path in store.iter_run_dirs(root):
-        env, algo = path.parent.parent.name, path.parent.name
+        env, algo, seed_dir = store.run_key(root, path)
         if (envs and env not in envs) or (algos and algo not in algos):
             continue
         state = store.effective_state(path)
@@ -54,7 +54,7 @@ def load_runs(root: Path, envs: list[str] | None = None, algos: list[str] | None
             evals = pd.read_csv(path / "eval.csv")
         except (OSError, ValueError, pd.errors.EmptyDataError):
             evals = pd.DataFrame(columns=store.EVAL_COLUMNS)
-        seed_text = path.name.removeprefix("seed_")
+        seed_text = seed_dir.removeprefix("seed_")
         runs.append(Run(env, algo, int(seed_text) if seed_text.isdigit() else -1, state.get("state", "unknown"),
                         state.get("total_steps"), evals))
     if not runs:

@@ -145,10 +145,10 @@ def run(
         raise typer.Exit(1)
 
 
-def _run_all(specs: list[RunSpec], root: Path, workers: int) -> list[dict[str, Any]]:
+def _run_all(specs: list[RunSpec], root: Path, workers: int, out: Console | None = None) -> list[dict[str, Any]]:
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[sps]:>6} SPS"),
                TextColumn("return {task.fields[ret]:>8}"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=out or console, transient=False) as progress:
         tasks = {s.seed: progress.add_task(f"{s.algo} {s.env_id} seed {s.seed}", total=s.total_steps, sps="-", ret="-")
                  for s in specs}
 
@@ -223,10 +223,12 @@ def status(
     rows = []
     for run_path in store.iter_run_dirs(results):
         state = store.effective_state(run_path)
+        env, algo, seed_dir = store.run_key(results, run_path)
+        seed_text = seed_dir.removeprefix("seed_")
         rows.append({
-            "env": run_path.parent.parent.name,
-            "algo": run_path.parent.name,
-            "seed": int(run_path.name.removeprefix("seed_")) if run_path.name.removeprefix("seed_").isdigit() else run_path.name,
+            "env": env,
+            "algo": algo,
+            "seed": int(seed_text) if seed_text.isdigit() else seed_dir,
             "steps_done": state.get("env_step"),
             "steps_total": state.get("total_steps"),
             "state": state.get("state"),
@@ -381,6 +383,79 @@ def latency(
         console.print(f"wrote {path}")
 
 
+# -- bandit -------------------------------------------------------------------------------------
+@app.command(epilog="Example: sombench bandit --algo som --task eight-gaussians --perturb noise:0.2 --seeds 3 --steps 4000")
+def bandit(
+    algo: str = typer.Option(..., "--algo", help="Algorithm name (see `sombench algos`)."),
+    task: str = typer.Option("eight-gaussians", "--task", help="eight-gaussians, two-moons or checkerboard."),
+    perturb: Optional[str] = typer.Option(None, "--perturb", help="noise:SIGMA (reward noise) or bump:C,SIGMA (Gaussian bump at the origin); also trains the clean task."),
+    seeds: int = typer.Option(3, "--seeds", help="Number of seeds (0 .. seeds-1)."),
+    steps: int = typer.Option(4000, "--steps", help="Env steps (= one-step episodes) per seed."),
+    results: Path = typer.Option(Path("results"), "--results", help="Results store folder."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config field, key=value (repeatable); applied after the bandit defaults."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    workers: int = typer.Option(1, "--workers", help="Seeds trained in parallel processes."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per seed (default: CPU cores / workers)."),
+) -> None:
+    """Train on a 2-D bandit (SOM Section 5.2, Appendices F-H), then write and print mode counts and figures."""
+    from sombench import bandit_eval, bandit_report, bandits
+
+    cls = algorithm_class(algo)
+    if task not in bandits.TASKS:
+        raise UserError(f"unknown --task {task!r}; choose one of: {', '.join(bandits.TASKS)}")
+    perturbation = bandits.parse_perturb(perturb) if perturb is not None else None
+    if fmt not in ("table", "json"):
+        raise UserError(f"unknown --format {fmt!r}; use table or json")
+    for value, flag in [(seeds, "--seeds"), (steps, "--steps"), (workers, "--workers"), (threads, "--threads")]:
+        positive(value, flag)
+    dev = resolve_device(device)
+    pairs = bandit_eval.bandit_overrides(algo) + list(set_)
+    apply_overrides(cls.Config, pairs)  # validates every --set before anything is written
+    store.check_store(results)
+    spec_task = bandits.TASKS[task]
+    n_threads = threads or max(1, (os.cpu_count() or 1) // min(workers, seeds))
+
+    def specs_for(env_id: str) -> list[RunSpec]:
+        return [RunSpec(algo=algo, env_id=env_id, seed=s, total_steps=steps, eval_every=max(1, steps // 10), eval_episodes=100,
+                        checkpoint_every=steps, log_every=max(1, steps // 20), device=dev, threads=n_threads, set_pairs=tuple(pairs),
+                        command=("sombench", *_INVOKED_ARGS))
+                for s in range(seeds)]
+
+    groups = {"clean": specs_for(spec_task.env_id)}
+    if perturbation is not None:
+        groups["perturbed"] = specs_for(bandits.env_id_for(spec_task, perturbation))
+    for specs in groups.values():
+        for spec in specs:
+            describe_env(spec.env_id)
+            check_existing_run(spec, results)
+    store.init_store(results)
+
+    out = err_console if fmt == "json" else console
+    failed = []
+    for specs in groups.values():
+        outcomes = _run_all(specs, results, workers, out)
+        failed += [f"{specs[0].env_id} seed {o['seed']}: {o.get('reason', o['status'])}" for o in outcomes if o["status"] not in ("done", "skipped")]
+    if failed:
+        err_console.print("error: training did not finish: " + "; ".join(failed), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+    payload: dict[str, Any] = {"algo": algo, "task": task, "perturb": perturbation.text if perturbation else None, "steps": steps,
+                               "overrides": pairs, "results": str(results)}
+    for name, specs in groups.items():
+        clean = groups["clean"] if name == "perturbed" else [None] * len(specs)
+        reports = [bandit_report.report_run(spec, results, spec_task, perturbation if name == "perturbed" else None, c)
+                   for spec, c in zip(specs, clean)]
+        aggregate = bandit_report.write_aggregate(results, specs[0].env_id, algo, reports)
+        payload[name] = {"env": specs[0].env_id, "seeds": reports, "aggregate": aggregate}
+        if fmt == "table":
+            console.print(bandit_report.modes_table(f"{algo} on {specs[0].env_id}: generator mode counts", reports, aggregate))
+            for r in reports:
+                console.print(f"seed {r['seed']}: " + ", ".join(r["files"]), soft_wrap=True)
+    if fmt == "json":
+        print(json.dumps(payload, indent=2))
+
+
 # -- listings -----------------------------------------------------------------------------------
 @app.command(epilog="Example: sombench algos")
 def algos() -> None:
@@ -404,7 +479,8 @@ def envs() -> None:
     console.print(table)
     from sombench.bandits import BANDITS
 
-    bandits = Table(title="bandits (SOM paper, Section 5.2 and Appendix F)", caption="One-step episodes; pass --steps.")
+    bandits = Table(title="bandits (SOM paper, Section 5.2 and Appendix F)", caption="One-step episodes, box [-2.5, 2.5]^2; perturbed: e.g. sombench/EightGaussians-noise0.2-v0, "
+                                  "sombench/TwoMoons-bump0.5x0.3-v0 (C x SIGMA). `sombench bandit` trains and draws them.")
     for col in ("env", "description"):
         bandits.add_column(col)
     for env_id, text in BANDITS.items():

@@ -62,8 +62,9 @@ def make_env(env_id: str) -> gym.Env:
     An env registered without a time limit gets one of 1,000 steps (the MuJoCo convention), so an
     evaluation episode always ends; its truncation is bootstrapped through like any other.
     """
-    import sombench.bandits  # noqa: F401
+    from sombench.bandits import ensure_registered
 
+    ensure_registered(env_id)  # a perturbed bandit id is registered on first use
     env = gym.make(env_id)
     if env.spec is None or env.spec.max_episode_steps is None:
         env = gym.wrappers.TimeLimit(env, DEFAULT_EPISODE_LIMIT)
@@ -72,8 +73,9 @@ def make_env(env_id: str) -> gym.Env:
 
 def describe_env(env_id: str) -> EnvInfo:
     """Check that `env_id` is runnable and return its shapes; UserError with a remedy otherwise."""
-    import sombench.bandits  # noqa: F401  (registers the paper's bandits with Gymnasium)
+    from sombench.bandits import ensure_registered  # registers the paper's bandits with Gymnasium
 
+    ensure_registered(env_id)
     try:
         gym.spec(env_id)
     except Exception:

@@ -62,7 +62,7 @@ def eight_gaussians() -> GaussianMixture:
     angles = torch.arange(8, dtype=torch.float64) * 2 * math.pi / 8
     means = math.sqrt(2) * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
     weights = torch.tensor([2.0 if i % 2 == 0 else 1.0 for i in range(8)])
-    return GaussianMixture(means, torch.full((8,), 0.3), weights)
+    return GaussianMixture(means, torch.full((8,), 0.3, dtype=torch.float64), weights)  # float64: sigma exactly 0.3
 
 
 HIGH_MODES = {"E": (math.sqrt(2), 0.0), "N": (0.0, math.sqrt(2)), "W": (-math.sqrt(2), 0.0), "S": (0.0, -math.sqrt(2))}

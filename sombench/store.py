@@ -135,8 +135,15 @@ def run_dir(root: Path, env_id: str, algo: str, seed: int) -> Path:
 
 
 def iter_run_dirs(root: Path) -> Iterator[Path]:
-    """Every run folder in the store, sorted."""
-    yield from sorted(p for p in Path(root).glob("*/*/seed_*") if p.is_dir())
+    """Every run folder in the store, sorted. Env ids may hold a namespace (`sombench/EightGaussians-v0`),
+    so a run folder sits two or more levels deep: <env, possibly with slashes>/<algo>/seed_<k>."""
+    yield from sorted(p for p in Path(root).glob("**/seed_*") if p.is_dir() and len(p.relative_to(root).parts) >= 3)
+
+
+def run_key(root: Path, run: Path) -> tuple[str, str, str]:
+    """(env id, algorithm, seed folder name) of a run folder: the inverse of `run_dir`."""
+    parts = run.relative_to(root).parts
+    return "/".join(parts[:-2]), parts[-2], parts[-1]
 
 
 # -- locks --------------------------------------------------------------------------------------

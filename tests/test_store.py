@@ -79,3 +79,12 @@ def test_effective_state_reports_interrupted_without_a_live_lock(tmp_path):
     store.acquire_lock(tmp_path)
     assert store.effective_state(tmp_path)["state"] == "running"
     store.release_lock(tmp_path)
+
+
+def test_run_folders_of_namespaced_env_ids_are_found(tmp_path):
+    """Env ids may hold a namespace (`sombench/EightGaussians-v0`): their runs sit one level deeper."""
+    for env, algo, seed in [("Hopper-v4", "sac", 0), ("sombench/EightGaussians-v0", "som", 2)]:
+        store.run_dir(tmp_path, env, algo, seed).mkdir(parents=True)
+    (tmp_path / "seed_9").mkdir()  # not a run folder: no env and algorithm above it
+    keys = [store.run_key(tmp_path, p) for p in store.iter_run_dirs(tmp_path)]
+    assert keys == [("Hopper-v4", "sac", "seed_0"), ("sombench/EightGaussians-v0", "som", "seed_2")]

@@ -12,6 +12,10 @@ The harness (sombench.runner) only ever calls:
 `observe` and `train_step` for free from `OffPolicyAlgorithm` (replay buffer + uniform sampling).
 Metrics are returned as detached tensors so the hot loop never waits on the device; the harness
 reads them once per logging window.
+
+Optional (`sombench bandit` only): `generate(obs, noise)`, `rollout(obs, noise)`, `samples_at(obs,
+noise, times)`, `noise_std`, `q_value(obs, actions)`, `score_field(obs, a_t, t)`,
+`diffusion_kernel(t)`; see "the generator alone" below.
 """
 
 from __future__ import annotations
@@ -95,6 +99,55 @@ class Algorithm(ABC):
     @abstractmethod
     def train_step(self) -> dict[str, torch.Tensor] | None:
         """Called once per env step after warm-up; returns metrics or None if it did not train."""
+
+    # -- optional: the generator alone (sombench bandit's figures and mode counts) ---------------
+    # A generative policy maps input noise to an action. `sombench bandit` draws that map (arrow
+    # plots), counts where fresh noise lands, and shows intermediate samples; it never looks inside
+    # an algorithm, so an algorithm opts in by overriding `generate` (and, if its path from noise to
+    # action has more than one step, `rollout` and `samples_at`). All tensors are on self.device;
+    # callers run these under torch.no_grad().
+
+    noise_std: float = 1.0
+    """Standard deviation of the generator's input noise N(0, noise_std^2 I) in the [-1, 1] action units."""
+
+    def generate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """One generation pass from `noise` [B, d] at states `obs` [B, o] to actions [B, d] in [-1, 1]^d:
+        the generator alone (no best-of-N selection, no exploration noise). Default: not generative."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement generate(obs, noise)")
+
+    def rollout(self, obs: torch.Tensor, noise: torch.Tensor) -> list[torch.Tensor]:
+        """The generation path: [noise, intermediate samples ..., action]. Default: one step,
+        [noise, generate(obs, noise)]; a K-step sampler returns its K + 1 points."""
+        return [noise, self.generate(obs, noise)]
+
+    def samples_at(self, obs: torch.Tensor, noise: torch.Tensor, times: list[float]) -> list[torch.Tensor]:
+        """The sample at each sampler time in `times` (1 = the noise, 0 = the action). Default: the
+        rollout point nearest to t, reading the rollout's points as equally spaced from t = 1 to 0."""
+        path = self.rollout(obs, noise)
+        return [path[round((1.0 - t) * (len(path) - 1))] for t in times]
+
+    def q_value(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The critic's value [B] of `actions` [B, d] at `obs` [B, o], for Q-landscape figures. Default:
+        `self.critic.min_q` (the common twin critics'); NotImplementedError if there is none."""
+        critic = getattr(self, "critic", None)
+        if critic is None or not hasattr(critic, "min_q"):
+            raise NotImplementedError(f"{type(self).__name__} has no critic with min_q")
+        return critic.min_q(obs, actions)
+
+    def score_field(self, obs: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """A score-based policy's estimate of grad_a log p_t(a_t | s) [B, d] at times t [B, 1], in the
+        [-1, 1] units (needs autograd: do not call under no_grad). Default: none."""
+        raise NotImplementedError(f"{type(self).__name__} has no score field")
+
+    def diffusion_kernel(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, std) of the forward kernel a_t = scale * a_0 + std * eps that `score_field` smooths
+        with, in the [-1, 1] units. Default: none."""
+        raise NotImplementedError(f"{type(self).__name__} has no diffusion kernel")
+
+    @classmethod
+    def implements_generate(cls) -> bool:
+        """Whether this algorithm overrides `generate` (else figures fall back to `act`)."""
+        return cls.generate is not Algorithm.generate
 
     # -- checkpointing -------------------------------------------------------------------------
     # Every attribute that is a module, an optimizer, a replay buffer, a tensor or a plain number is
