@@ -37,15 +37,13 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig, adam
 from algorithms.common.best_of_n import best_of_n
 from algorithms.common.buffer import Batch
 from algorithms.common.critics import TwinCritic, twin_critic_loss
-from algorithms.common.meanflow import adaptive_weighted_loss, meanflow_target, sample_times
-from algorithms.common.nets import mlp
+from algorithms.common.meanflow import MeanFlowActor, adaptive_weighted_loss, meanflow_target, sample_times
 from algorithms.common.targets import polyak_update
 
 
@@ -103,17 +101,6 @@ def mfp_losses(
     mf_loss = adaptive_weighted_loss(u, u_tgt, loss_weight_power)
     ivc_loss = ((u_fn(z, t, t) - v) ** 2).sum(dim=-1).mean()
     return mf_loss, ivc_loss
-
-
-class MeanFlowActor(nn.Module):
-    """u_theta(z, r, t, s): raw (r, t) concatenated with the noisy action and the state (as SOM's actor)."""
-
-    def __init__(self, obs_dim: int, act_dim: int, cfg: MFPConfig):
-        super().__init__()
-        self.net = mlp(act_dim + 2 + obs_dim, act_dim, cfg.hidden_sizes, cfg.activation)
-
-    def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, r, t, obs], dim=-1))
 
 
 @register

@@ -26,15 +26,13 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig, adam
 from algorithms.common.best_of_n import best_of_n
 from algorithms.common.buffer import Batch
 from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
-from algorithms.common.meanflow import adaptive_weighted_loss, meanflow_target, sample_times
-from algorithms.common.nets import mlp
+from algorithms.common.meanflow import MeanFlowActor, adaptive_weighted_loss, meanflow_target, sample_times
 from algorithms.common.schedules import VESchedule, VPSchedule
 from algorithms.common.score import boltzmann_score, normalize_score
 from algorithms.common.targets import polyak_update
@@ -126,17 +124,6 @@ def som_velocity(schedule, cfg: SOMConfig, w: float, a_t: torch.Tensor, score: t
     if cfg.vp_velocity == "literal":
         return schedule.pf_ode_drift(a_t, s_hat, t)  # -0.5 beta (a_t + w s_hat)
     return 0.5 * schedule.beta(t) * (a_t - s_hat)  # generation drift 0.5 beta (w s_hat - a_t), Appendix G
-
-
-class MeanFlowActor(nn.Module):
-    """u_theta(a_t, r, t, s): raw (r, t) concatenated with the noisy action and the state."""
-
-    def __init__(self, obs_dim: int, act_dim: int, cfg: SOMConfig):
-        super().__init__()
-        self.net = mlp(act_dim + 2 + obs_dim, act_dim, cfg.hidden_sizes, cfg.activation)
-
-    def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, r, t, obs], dim=-1))
 
 
 @register

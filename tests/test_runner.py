@@ -13,7 +13,6 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 import algorithms

@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 from torch.func import jvp
+
+from algorithms.common.nets import mlp
 
 
 def sample_times(batch: int, equal_fraction: float, device, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,3 +51,15 @@ def adaptive_weighted_loss(u: torch.Tensor, target: torch.Tensor, power: float, 
     if power == 0:
         return per_sample.mean()
     return (per_sample / (per_sample.detach() + c) ** power).mean()
+
+
+class MeanFlowActor(nn.Module):
+    """u_theta(z, r, t, s) of a one-step MeanFlow policy (SOM, MFP): an MLP on the noisy action, the raw
+    times (r, t) and the state, concatenated. `cfg` gives `hidden_sizes` and `activation` (Table 3)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg):
+        super().__init__()
+        self.net = mlp(act_dim + 2 + obs_dim, act_dim, cfg.hidden_sizes, cfg.activation)
+
+    def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, r, t, obs], dim=-1))
