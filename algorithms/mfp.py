@@ -120,23 +120,13 @@ class MFP(OffPolicyAlgorithm):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
-        self._generation_times: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- acting -----------------------------------------------------------------------------------
-    def _time_inputs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(r, t) = (0, 1) columns for n one-step samples, cached per n."""
-        cached = self._generation_times.get(n)
-        if cached is None:
-            cached = (torch.zeros((n, 1), device=self.device), torch.ones((n, 1), device=self.device))
-            self._generation_times[n] = cached
-        return cached
-
     def generate(self, obs: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
         """One-step generation a = eps - u(eps, 0, 1, s), clipped to [-1, 1]; obs [B, o] -> [B, d]."""
         if eps is None:
             eps = torch.randn((obs.shape[0], self.act_dim), device=obs.device)
-        r, t = self._time_inputs(obs.shape[0])
-        return (eps - self.actor(eps, r, t, obs)).clamp(-1.0, 1.0)
+        return self.actor.one_step(eps, obs)
 
     def best_of_n(self, obs: torch.Tensor, n: int) -> torch.Tensor:
         """a* = argmax over n one-step candidates of min(Q1, Q2), for each state of obs [B, o]."""

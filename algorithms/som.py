@@ -156,23 +156,13 @@ class SOM(OffPolicyAlgorithm):
         self.mean_std = torch.full((2,), -1.0, device=self.device)  # DACER's running sigma, unset
         self.target_entropy = cfg.target_entropy_scale * act_dim
         self.updates = 0
-        self._generation_times: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- acting (Algorithm 1's pi) --------------------------------------------------------------
-    def _time_inputs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(r, t) = (0, 1) columns for n one-step samples, cached: acting allocates nothing it can reuse."""
-        cached = self._generation_times.get(n)
-        if cached is None:
-            cached = (torch.zeros((n, 1), device=self.device), torch.ones((n, 1), device=self.device))
-            self._generation_times[n] = cached
-        return cached
-
     def generate(self, obs: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
         """One-step generation a = eps - u(eps, 0, 1, s), clipped to [-1, 1]; obs [B, o] -> [B, d]."""
         if eps is None:
             eps = self.prior_std * torch.randn((obs.shape[0], self.act_dim), device=obs.device)
-        r, t = self._time_inputs(obs.shape[0])
-        return (eps - self.actor(eps, r, t, obs)).clamp(-1.0, 1.0)
+        return self.actor.one_step(eps, obs)
 
     def best_of_n(self, obs: torch.Tensor, n: int) -> torch.Tensor:
         """For each state, the candidate with the highest min(mu1, mu2) among n one-step samples."""
