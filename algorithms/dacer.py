@@ -38,88 +38,52 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
 
 from algorithms import register
-from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig, adam
+from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.best_of_n import repeat_states
 from algorithms.common.buffer import Batch
+from algorithms.common.capabilities import Generator
+from algorithms.common.config import Boolean, ConfigError, Interval, OffPolicyConfig, Positive, TemperatureConfig, param
 from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
-from algorithms.common.diffusion import DDPMSchedule, TimeEmbedding, reverse_process
+from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig
 from algorithms.common.gmm_entropy import gmm_entropy
-from algorithms.common.nets import mlp
 from algorithms.common.targets import polyak_update
 from algorithms.common.temperature import LogAlpha, noise_alpha_loss
 
 
 @dataclasses.dataclass
-class DACERConfig(OffPolicyConfig):
+class DACERConfig(TemperatureConfig, DiffusionConfig, OffPolicyConfig):
     activation: str = "mish"
     """Hidden activation of actor, time embedding and critic (Table 3: Mish)."""
     actor_lr: float = 3e-4
     """Table 3 (the reference code's default argument is 1e-4; the paper's table and SOM's Table 3 say 3e-4)."""
-    critic_lr: float = 3e-4
-    """Table 3."""
     alpha_lr: float = 3e-2
     """Table 3."""
-    diffusion_steps: int = 20
-    """T of the reverse process (Table 3: 20)."""
-    beta_schedule: str = "vp"
-    """'vp': the discretised VP-SDE betas (0.1 -> 10) named by the DACER paper; 'cosine': the schedule one
-    copy of the relax code calls instead (algorithms/common/diffusion.py)."""
-    prior_std: float = 1.0
-    """Std of the starting noise a_T. 1 = the DDPM prior N(0, I) of the paper's reverse process; the relax
-    reference code starts from 0.5 N(0, I) (`--set prior_std=0.5` reproduces it)."""
-    time_dim: int = 16
-    """Width of the sinusoidal step embedding (reference code: 16, then Linear(32)-Mish-Linear(16))."""
-    noise_scale: float = 0.15
+    noise_scale: float = param(0.15, Positive())
     """Exploration noise alpha * noise_scale * N(0, I) (reference code: 0.15 on MuJoCo, 0.1 elsewhere)."""
     init_alpha: float = math.exp(1.2)
     """Initial alpha: the reference code initialises log alpha = 1.2 (its comment: '1.2 or 1.7'); not in the paper."""
-    alpha_delay: int = 10_000
+    alpha_delay: int = param(10_000, Positive(int))
     """Updates between entropy estimates and alpha steps (Table 3: 10,000); the first is at update 0."""
-    entropy_samples: int = 200
+    entropy_samples: int = param(200, Interval(int, lo=2))
     """Actions sampled per state for the GMM entropy estimate (Table 3: 200)."""
-    gmm_components: int = 3
+    gmm_components: int = param(3, Positive(int))
     """Components of the per-state Gaussian mixture (Table 3: 3)."""
     target_entropy_scale: float = -0.9
     """Target entropy = scale * dim(A) (Table 3)."""
-    policy_delay: int = 2
+    policy_delay: int = param(2, Positive(int))
     """Actor Adam step every this many updates (DACER, 'delay_update' 2 in the reference code)."""
-    target_delay: int = 2
+    target_delay: int = param(2, Positive(int))
     """Critic target Polyak update every this many updates (reference code: 2)."""
-    noisy_training_actions: bool = True
+    noisy_training_actions: bool = param(True, Boolean())
     """Whether the actions the actor loss maximises and the critic's next actions carry the exploration
     noise alpha * noise_scale * N(0, I). The reference code uses its noisy `get_action` for both (the
     critic learns the value of the exploring policy); the paper does not say. False drops the noise."""
 
 
-class DiffusionActor(nn.Module):
-    """eps_theta(s, a_i, i): the noise predictor, an MLP on [s, a_i, embedding(i)]."""
-
-    def __init__(self, obs_dim: int, act_dim: int, cfg: DACERConfig):
-        super().__init__()
-        self.time_embed = TimeEmbedding(cfg.time_dim, cfg.activation)
-        self.net = mlp(obs_dim + act_dim + cfg.time_dim, act_dim, cfg.hidden_sizes, cfg.activation)
-        self.register_buffer("steps", torch.arange(cfg.diffusion_steps, dtype=torch.float32), persistent=False)
-
-    def sample(self, obs: torch.Tensor, schedule: DDPMSchedule, prior_std: float, x_init: torch.Tensor | None = None,
-               return_path: bool = False) -> torch.Tensor | list[torch.Tensor]:
-        """One reverse-process sample per row of obs [B, o] -> [B, d] (differentiable; not clipped), from
-        x_init (default prior_std * N(0, I)); with return_path the T + 1 points from x_T to the action."""
-        b = obs.shape[0]
-        emb = self.time_embed(self.steps)  # all T step embeddings in one call, [T, time_dim]
-        if x_init is None:
-            x_init = prior_std * torch.randn((b, self.net[-1].out_features), device=obs.device)
-
-        def noise_model(x: torch.Tensor, i: int) -> torch.Tensor:
-            return self.net(torch.cat([obs, x, emb[i].expand(b, -1)], dim=-1))
-
-        return reverse_process(noise_model, schedule, x_init, clip=1.0, return_path=return_path)
-
-
 @register
-class DACER(OffPolicyAlgorithm):
+class DACER(Generator, OffPolicyAlgorithm):
     name = "dacer"
     description = "DACER: 20-step diffusion actor maximising Q through the reverse process, GMM entropy-regulated noise."
     Config = DACERConfig
@@ -163,7 +127,7 @@ class DACER(OffPolicyAlgorithm):
     def noise_std(self) -> float:
         return float(self.config.prior_std)
 
-    def generate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         return self.actor.sample(obs, self.schedule, self.config.prior_std, x_init=noise).clamp(-1.0, 1.0)
 
     def rollout(self, obs: torch.Tensor, noise: torch.Tensor) -> list[torch.Tensor]:

@@ -33,45 +33,36 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from typing import Optional
 
-import numpy as np
 import torch
 
 from algorithms import register
-from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig, adam
-from algorithms.common.best_of_n import best_of_n
+from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.buffer import Batch
+from algorithms.common.config import BestOfNConfig, Fraction, NonNegative, OffPolicyConfig, OneOf, param
 from algorithms.common.critics import TwinCritic, twin_critic_loss
-from algorithms.common.meanflow import MeanFlowActor, adaptive_weighted_loss, meanflow_target, sample_times
+from algorithms.common.meanflow import MeanFlowActor, MeanFlowPolicy, adaptive_weighted_loss, meanflow_target, sample_times
 from algorithms.common.targets import polyak_update
 
 
 @dataclasses.dataclass
-class MFPConfig(OffPolicyConfig):
-    activation: str = "gelu"
-    """Hidden activation of actor and critic (Table 3: GELU)."""
+class MFPConfig(BestOfNConfig, OffPolicyConfig):
     actor_lr: float = 1e-4
     """Table 3."""
     critic_lr: float = 1e-4
     """Table 3."""
-    num_particles: int = 32
-    """N of best-of-N, for acting, for the regression target and for the critic's next action (Table 3)."""
-    eval_particles: Optional[int] = None
-    """Best-of-N at evaluation; None = num_particles (evaluate as it acts, like SOM). 1 scores the
-    generator alone (mode counts, the learning test)."""
-    ivc_weight: float = 1.0
+    ivc_weight: float = param(1.0, NonNegative())
     """lambda of L_MF + lambda L_IVC (the MFP paper: 1)."""
-    r_equals_t_fraction: float = 0.0
+    r_equals_t_fraction: float = param(0.0, Fraction())
     """Share of the batch whose MeanFlow term uses r = t. MeanFlow draws 75% with r = t; at r = t its loss
     is exactly L_IVC, which MFP adds explicitly for every sample with weight lambda, so the MeanFlow term
     here spends the whole batch on r < t. (r, t) are the min and max of two U(0, 1) draws, as in SOM's
     Algorithm 1 (MFP has no public code; its time sampler is not stated in the SOM paper)."""
-    loss_weight_power: float = 0.0
+    loss_weight_power: float = param(0.0, NonNegative())
     """MeanFlow's adaptive weight 1 / sg(L + 0.01)^p on L_MF. MFP writes both terms as plain squared errors
     (p = 0), which also keeps lambda = 1 meaningful; the conditional velocity eps - a* is O(1) here (no
     score scale), so the plain loss has none of the blow-ups that led SOM to p = 1."""
-    regression_target: str = "best_of_n"
+    regression_target: str = param("best_of_n", OneOf(("best_of_n", "buffer")))
     """'best_of_n': a* is recomputed for the batch's states with the current actor and critic (the SOM
     paper: 'N candidate actions are sampled from the current policy and the one with the highest learned
     Q-value is retained'). 'buffer': regress onto the stored action (a best-of-N of an older policy); the
@@ -104,39 +95,24 @@ def mfp_losses(
 
 
 @register
-class MFP(OffPolicyAlgorithm):
+class MFP(MeanFlowPolicy, OffPolicyAlgorithm):
     name = "mfp"
     description = "MFP: one-step MeanFlow actor regressed on best-of-N targets with an instantaneous velocity constraint."
     Config = MFPConfig
     generation_steps = 1
+    prior_std = 1.0
+    """MFP's input noise is N(0, I)."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: MFPConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)
         cfg = config
-        if cfg.regression_target not in ("best_of_n", "buffer"):
-            raise ValueError(f"regression_target must be 'best_of_n' or 'buffer', got {cfg.regression_target!r}")
         self.actor = MeanFlowActor(obs_dim, act_dim, cfg).to(self.device)
         self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
 
-    # -- acting -----------------------------------------------------------------------------------
-    def generate(self, obs: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
-        """One-step generation a = eps - u(eps, 0, 1, s), clipped to [-1, 1]; obs [B, o] -> [B, d]."""
-        if eps is None:
-            eps = torch.randn((obs.shape[0], self.act_dim), device=obs.device)
-        return self.actor.one_step(eps, obs)
-
-    def best_of_n(self, obs: torch.Tensor, n: int) -> torch.Tensor:
-        """a* = argmax over n one-step candidates of min(Q1, Q2), for each state of obs [B, o]."""
-        return best_of_n(self.generate, self.critic.min_q, obs, n)
-
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        cfg = self.config
-        n = (cfg.eval_particles or cfg.num_particles) if deterministic else cfg.num_particles
-        return self.best_of_n(self._obs_tensor(obs), n)[0].cpu().numpy()
+    # acting: a* of best-of-N one-step candidates, no exploration noise (MeanFlowPolicy)
 
     # -- one update ---------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:

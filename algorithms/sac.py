@@ -24,8 +24,10 @@ import torch
 from torch import nn
 
 from algorithms import register
-from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig, adam
+from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.buffer import Batch
+from algorithms.common.capabilities import Generator
+from algorithms.common.config import ConfigError, Finite, OffPolicyConfig, TemperatureConfig, param
 from algorithms.common.critics import TwinCritic, twin_critic_loss
 from algorithms.common.nets import mlp
 from algorithms.common.targets import polyak_update
@@ -33,23 +35,19 @@ from algorithms.common.temperature import LogAlpha, sac_alpha_loss
 
 
 @dataclasses.dataclass
-class SACConfig(OffPolicyConfig):
-    activation: str = "gelu"
-    """Hidden activation (Table 3: GELU)."""
-    actor_lr: float = 3e-4
-    """Actor Adam learning rate (Table 3)."""
-    critic_lr: float = 3e-4
-    """Critic Adam learning rate (Table 3)."""
-    alpha_lr: float = 3e-4
-    """Temperature Adam learning rate (Table 3)."""
-    init_alpha: float = 1.0
-    """Initial temperature; Table 3 is silent, 1.0 is the value of the authors' softlearning code."""
-    target_entropy_scale: float = -1.0
-    """Target entropy = scale * dim(A) (Table 3: -dim(A))."""
-    log_std_min: float = -20.0
+class SACConfig(TemperatureConfig, OffPolicyConfig):
+    """Table 3's SAC column: GELU, actor/critic/alpha lr 3e-4 and target entropy -dim(A) are the shared
+    defaults of algorithms/common/config.py. init_alpha 1.0: Table 3 is silent, 1.0 is the value of the
+    authors' softlearning code."""
+
+    log_std_min: float = param(-20.0, Finite())
     """Lower clamp of the Gaussian log-std, as in the authors' softlearning code."""
-    log_std_max: float = 2.0
+    log_std_max: float = param(2.0, Finite())
     """Upper clamp of the Gaussian log-std, as in the authors' softlearning code."""
+
+    def check(self) -> None:
+        if self.log_std_max <= self.log_std_min:
+            raise ConfigError(f"log_std_max ({self.log_std_max:g}) must be > log_std_min ({self.log_std_min:g})")
 
 
 class TanhGaussianActor(nn.Module):
@@ -77,7 +75,7 @@ class TanhGaussianActor(nn.Module):
 
 
 @register
-class SAC(OffPolicyAlgorithm):
+class SAC(Generator, OffPolicyAlgorithm):
     name = "sac"
     description = "Soft Actor-Critic: tanh-Gaussian actor, twin critics, learned entropy temperature."
     Config = SACConfig
@@ -103,10 +101,11 @@ class SAC(OffPolicyAlgorithm):
             action = self.actor.sample(obs_t)[0]
         return action[0].cpu().numpy()
 
-    def generate(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """SAC is not a generative policy: its stand-in for the generator (algorithms/common/base.py) is
-        its stochastic policy sample tanh(mu(s) + sigma(s) * noise), noise ~ N(0, I), without best-of-N."""
+    def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """SAC is not a generative policy: its stand-in for the generator (algorithms/common/capabilities.py)
+        is its stochastic policy sample tanh(mu(s) + sigma(s) * noise), noise ~ N(0, I), without best-of-N."""
         mean, log_std = self.actor(obs)
+        noise = torch.randn_like(mean) if noise is None else noise
         return torch.tanh(mean + log_std.exp() * noise)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:

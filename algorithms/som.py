@@ -24,15 +24,16 @@ import copy
 import dataclasses
 from typing import Optional
 
-import numpy as np
 import torch
 
 from algorithms import register
-from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig, adam
-from algorithms.common.best_of_n import best_of_n
+from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.buffer import Batch
+from algorithms.common.capabilities import ScoreField
+from algorithms.common.config import (BestOfNConfig, Boolean, ConfigError, Fraction, NonNegative, OffPolicyConfig, OneOf, OptionalOf,
+                                      Positive, TemperatureConfig, param)
 from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
-from algorithms.common.meanflow import MeanFlowActor, adaptive_weighted_loss, meanflow_target, sample_times
+from algorithms.common.meanflow import MeanFlowActor, MeanFlowPolicy, adaptive_weighted_loss, meanflow_target, sample_times
 from algorithms.common.schedules import VESchedule, VPSchedule
 from algorithms.common.score import boltzmann_score, normalize_score
 from algorithms.common.targets import polyak_update
@@ -40,46 +41,39 @@ from algorithms.common.temperature import LogAlpha, gaussian_noise_entropy, nois
 
 
 @dataclasses.dataclass
-class SOMConfig(OffPolicyConfig):
-    activation: str = "gelu"
-    """Hidden activation of actor and critic (Table 3: GELU)."""
+class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
     actor_lr: float = 1e-4
     """Table 3."""
     critic_lr: float = 1e-4
     """Table 3."""
     warmup_steps: int = 100_000
     """Table 3: 1e5 (the other algorithms use 3e4)."""
-    num_particles: int = 32
-    """N of best-of-N, for acting and for the critic's next action (Table 3)."""
-    eval_particles: Optional[int] = None
-    """Best-of-N at evaluation; None = num_particles (the paper evaluates like it acts). 1 scores the
-    generator alone, which the bandit mode counts and the learning test use."""
-    noise_scale: float = 0.1
+    noise_scale: float = param(0.1, Positive())
     """Exploration noise alpha * noise_scale * N(0, I) after best-of-N (Table 3, SDAC's code)."""
     init_alpha: float = 5.0
     """Initial alpha, as in SDAC's reference code (log alpha = log 5); the paper does not state it."""
     alpha_lr: float = 7e-3
     """Table 3."""
-    alpha_delay: int = 250
+    alpha_delay: int = param(250, Positive(int))
     """Updates between alpha steps (Table 3: alpha delay update 250)."""
     target_entropy_scale: float = -0.9
     """Target entropy of the exploration noise = scale * dim(A) (Table 3)."""
-    target_delay: int = 2
+    target_delay: int = param(2, Positive(int))
     """Critic target (Polyak) update every this many updates: the critic 'follows DACER' (Sec. 4.4),
     whose targets update every 2 steps. The actor updates every step, as Algorithm 1 writes it."""
 
-    sde: str = "vp"
+    sde: str = param("vp", OneOf(("vp", "ve")))
     """'vp' (the paper's main formulation, Section 4) or 've' (Appendix B)."""
-    beta_min: float = 0.1
+    beta_min: float = param(0.1, Positive())
     """VP beta(t) at t = 0. Not given in the paper: the standard VP schedule of Song et al. (2021)."""
-    beta_max: float = 20.0
+    beta_max: float = param(20.0, Positive())
     """VP beta(t) at t = 1 (Song et al. 2021's 20)."""
-    sigma_min: float = 0.01
+    sigma_min: float = param(0.01, Positive())
     """VE sigma(0). Not given in the paper: iDEM's geometric schedule starts at 0.01."""
-    sigma_max: float = 1.0
+    sigma_max: float = param(1.0, Positive())
     """VE sigma(1). 1 = the width of the action box [-1, 1]; on the bandit, 1 integrated and trained best
     of 0.5/1/2 (docs/som-notes.md). Generation under VE starts from eps ~ N(0, sigma_max^2 I)."""
-    vp_velocity: str = "contracting"
+    vp_velocity: str = param("contracting", OneOf(("contracting", "literal")))
     """How Eq. 8's field is read under VP. 'literal': v = -0.5 beta (a + w s_hat) as the forward-time
     velocity, so one-step generation follows +0.5 beta (a + w s_hat) and the a-term expands samples by
     ~e^5 wherever the normalized score cannot cancel it (it can only at |a| = w). 'contracting':
@@ -87,33 +81,39 @@ class SOMConfig(OffPolicyConfig):
     -0.5 beta a alone contracts outer samples inward at early steps'). Integrated with the estimated
     score, the literal field diverges and the contracting one lands on the modes, so the default is
     the reading under which the paper's own description holds (docs/som-notes.md)."""
-    num_score_samples: int = 100
+    num_score_samples: int = param(100, Positive(int))
     """K of Eq. 5 (Appendix C.2: 100)."""
-    score_scale: Optional[float] = None
+    score_scale: Optional[float] = param(None, OptionalOf(NonNegative()))
     """w of Eq. 8. None = the paper's 25 (Appendix C.1) under VP; 5 under VE, where the velocity
     -0.5 d(sigma^2)/dt w s_hat is already ~2 sigma^2 log(sigma_max/sigma_min) w and w >= 10 drifted
-    outward in our bandit trials (docs/som-notes.md)."""
-    score_eps: float = 1e-6
+    outward in our bandit trials (docs/som-notes.md). 0 switches the score off (the control)."""
+    score_eps: float = param(1e-6, Positive())
     """epsilon of Eq. 8's normalisation (not given in the paper)."""
-    inverse_temperature: Optional[float] = None
+    inverse_temperature: Optional[float] = param(None, OptionalOf(Positive()))
     """beta_Q in exp(beta_Q * Qn). The paper writes exp(alpha Q) with alpha the exploration temperature;
     SOM's alpha machinery comes from SDAC, whose code weights by Q * 5 / alpha, so that the Boltzmann
     target sharpens as alpha anneals from 5 toward 1. None = that 5 / alpha; a number fixes beta_Q."""
-    standardize_q: bool = True
+    standardize_q: bool = param(True, Boolean())
     """Standardize Q over the batch's B x K proposals before the Boltzmann weights (Sec. 4.4); the mean
     and std are constants for the gradient (batch statistics, not part of any row's energy)."""
-    clip_proposals: bool = True
+    clip_proposals: bool = param(True, Boolean())
     """Clip a_{0|t} proposals to the action box before the critic sees them (the critic is trained only
     inside it; SDAC and relax's iDEM actor clip likewise). Clipped proposals carry no gradient."""
-    r_equals_t_fraction: float = 0.25
+    r_equals_t_fraction: float = param(0.25, Fraction())
     """Share of the batch with r = t (instantaneous velocity). Algorithm 1 only says r <= t; MeanFlow
     uses 75% on images, 25% trained best on the bandit (docs/som-notes.md)."""
-    loss_weight_power: float = 1.0
+    loss_weight_power: float = param(1.0, NonNegative())
     """MeanFlow's adaptive loss weight 1 / sg(L + 0.01)^p. Eq. 7 prints a plain squared error, as Eq. 3
     does for MeanFlow itself, whose reference code weights adaptively (p = 1); plain MSE (p = 0) was
     unstable on the bandit (losses up to 1e6 from |v| ~ 250 near t = 1)."""
-    score_dtype: str = "float32"
+    score_dtype: str = param("float32", OneOf(("float32", "bfloat16")))
     """dtype of the critic evaluations inside the score estimator: float32 or bfloat16 (autocast)."""
+
+    def check(self) -> None:
+        if self.beta_max < self.beta_min:
+            raise ConfigError(f"beta_max ({self.beta_max:g}) must be >= beta_min ({self.beta_min:g})")
+        if self.sigma_max <= self.sigma_min:
+            raise ConfigError(f"sigma_max ({self.sigma_max:g}) must be > sigma_min ({self.sigma_min:g})")
 
 
 def som_velocity(schedule, cfg: SOMConfig, w: float, a_t: torch.Tensor, score: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,7 @@ def som_velocity(schedule, cfg: SOMConfig, w: float, a_t: torch.Tensor, score: t
 
 
 @register
-class SOM(OffPolicyAlgorithm):
+class SOM(MeanFlowPolicy, ScoreField, OffPolicyAlgorithm):
     name = "som"
     description = "SOM: one-step MeanFlow actor trained on critic scores (VP/VE PF-ODE), best-of-N, distributional critic."
     Config = SOMConfig
@@ -137,12 +137,6 @@ class SOM(OffPolicyAlgorithm):
     def __init__(self, obs_dim: int, act_dim: int, config: SOMConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)
         cfg = config
-        if cfg.sde not in ("vp", "ve"):
-            raise ValueError(f"sde must be 'vp' or 've', got {cfg.sde!r}")
-        if cfg.vp_velocity not in ("contracting", "literal"):
-            raise ValueError(f"vp_velocity must be 'contracting' or 'literal', got {cfg.vp_velocity!r}")
-        if cfg.score_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"score_dtype must be float32 or bfloat16, got {cfg.score_dtype!r}")
         self.schedule = VPSchedule(cfg.beta_min, cfg.beta_max) if cfg.sde == "vp" else VESchedule(cfg.sigma_min, cfg.sigma_max)
         self.prior_std = 1.0 if cfg.sde == "vp" else cfg.sigma_max
         self.w = cfg.score_scale if cfg.score_scale is not None else (25.0 if cfg.sde == "vp" else 5.0)
@@ -157,27 +151,9 @@ class SOM(OffPolicyAlgorithm):
         self.target_entropy = cfg.target_entropy_scale * act_dim
         self.updates = 0
 
-    # -- acting (Algorithm 1's pi) --------------------------------------------------------------
-    def generate(self, obs: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
-        """One-step generation a = eps - u(eps, 0, 1, s), clipped to [-1, 1]; obs [B, o] -> [B, d]."""
-        if eps is None:
-            eps = self.prior_std * torch.randn((obs.shape[0], self.act_dim), device=obs.device)
-        return self.actor.one_step(eps, obs)
-
-    def best_of_n(self, obs: torch.Tensor, n: int) -> torch.Tensor:
-        """For each state, the candidate with the highest min(mu1, mu2) among n one-step samples."""
-        return best_of_n(self.generate, self.critic.min_q, obs, n)
-
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        cfg = self.config
-        obs_t = self._obs_tensor(obs)
-        n = (cfg.eval_particles or cfg.num_particles) if deterministic else cfg.num_particles
-        action = self.best_of_n(obs_t, n)[0]
-        if not deterministic:
-            sigma = self.temperature.alpha * cfg.noise_scale
-            action = (action + sigma * torch.randn_like(action)).clamp_(-1.0, 1.0)
-        return action.cpu().numpy()
+    # -- acting (Algorithm 1's pi): best-of-N one-step candidates (MeanFlowPolicy), then noise --
+    def exploration_std(self) -> torch.Tensor:
+        return self.temperature.alpha * self.config.noise_scale
 
     # -- the target velocity (Eq. 5, 6, 8) ------------------------------------------------------
     def inverse_temperature(self) -> torch.Tensor:
@@ -255,27 +231,7 @@ class SOM(OffPolicyAlgorithm):
             "velocity_norm": v.norm(dim=-1).mean().detach(),
         }
 
-    # -- the generator interface of algorithms/common/base.py (sombench bandit's figures) --------
-    # `generate(obs, eps)` above is already the generator alone (one pass, no best-of-N, no noise).
-    @property
-    def noise_std(self) -> float:
-        return self.prior_std
-
-    def samples_at(self, obs: torch.Tensor, noise: torch.Tensor, times: list[float]) -> list[torch.Tensor]:
-        """MeanFlow's jump from the noise (t = 1) to time t: z_t = eps - (1 - t) u(eps, t, 1, s).
-        t = 0 is `generate` (clipped to the box); intermediate samples are not clipped."""
-        n = noise.shape[0]
-        out = []
-        for t in times:
-            if t <= 0.0:
-                out.append(self.generate(obs, noise))
-            elif t >= 1.0:
-                out.append(noise)
-            else:
-                r = torch.full((n, 1), float(t), device=noise.device)
-                out.append(noise - (1.0 - t) * self.actor(noise, r, torch.ones_like(r), obs))
-        return out
-
+    # -- the score field of algorithms/common/capabilities.py (sombench bandit's figures) ---------
     def score_field(self, obs: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.score(obs, a_t, t)
 

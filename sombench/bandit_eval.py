@@ -2,7 +2,7 @@
 recommended `--set` overrides per algorithm on the bandits.
 
 The harness knows no algorithm's internals: it asks the trained algorithm for the optional generator
-interface of algorithms/common/base.py (`generate`, `rollout`, `samples_at`, `noise_std`, `q_value`,
+interface of algorithms/common/capabilities.py (`generate`, `rollout`, `samples_at`, `noise_std`, `q_value`,
 `score_field`, `diffusion_kernel`). An algorithm without `generate` falls back to its acting path
 `act(obs, deterministic=False)`, which may include best-of-N and exploration noise; every report
 says which source its samples came from.
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 import algorithms
+from algorithms.common.capabilities import Generator, QValued
 from algorithms.common.spaces import ActionScaler
 from sombench.bandits import BanditTask
 from sombench.envs import describe_env
@@ -70,7 +71,7 @@ class TrainedBandit:
         ckpt = torch.load(run / "checkpoint.pt", map_location=self.device, weights_only=False)
         self.algo.load_state_dict(ckpt["algo"])
         self.obs_dim, self.act_dim = info.obs_dim, info.act_dim
-        self.generative = self.cls.implements_generate()
+        self.generative = isinstance(self.algo, Generator)
 
     @property
     def source(self) -> str:
@@ -124,10 +125,9 @@ class TrainedBandit:
 
     @torch.no_grad()
     def q_values(self, points: np.ndarray) -> np.ndarray | None:
-        try:
-            return self.algo.q_value(self.obs(len(points)), self.to_algo(points)).double().cpu().numpy().reshape(-1)
-        except NotImplementedError:
+        if not isinstance(self.algo, QValued):
             return None
+        return self.algo.q_value(self.obs(len(points)), self.to_algo(points)).double().cpu().numpy().reshape(-1)
 
 
 # -- mode counts -------------------------------------------------------------------------------------

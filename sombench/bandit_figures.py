@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from algorithms.common.capabilities import ScoreField  # noqa: E402
 from sombench.bandit_eval import TrainedBandit  # noqa: E402
 from sombench.bandits import BOX, BanditTask  # noqa: E402
 
@@ -108,17 +109,16 @@ def score_field_plot(tb: TrainedBandit, task: BanditTask, title: str, n: int = 4
     """|estimated score| (the algorithm's own estimator with its learned critic, Eq. 5) and, where the
     reward is a Gaussian mixture, |analytic score| of that mixture diffused by the same kernel at the
     same t; both in the bandit's units (1/length). None if the algorithm has no score field."""
+    if not isinstance(tb.algo, ScoreField):
+        return None
     xx, yy, pts = _grid(BOX, n)
     a = tb.to_algo(pts)
     half = float(tb.half[0])
     rows = []
     for t in SCORE_TIMES:
         tt = torch.full((len(pts), 1), t, device=tb.device)
-        try:
-            est = tb.algo.score_field(tb.obs(len(pts)), a, tt).detach().double().cpu() / half  # d/da_env = d/da_algo / half
-            scale, std = tb.algo.diffusion_kernel(tt[:1])
-        except NotImplementedError:
-            return None
+        est = tb.algo.score_field(tb.obs(len(pts)), a, tt).detach().double().cpu() / half  # d/da_env = d/da_algo / half
+        scale, std = tb.algo.diffusion_kernel(tt[:1])
         analytic = None
         if task.mixture is not None:
             s, sd = float(scale.reshape(-1)[0]), float(std.reshape(-1)[0]) * half  # kernel in bandit units

@@ -267,7 +267,7 @@ def _train(spec: RunSpec, run: Path, report: Report) -> dict[str, Any]:
                 action = np.clip(algo.act(obs, deterministic=False), -1.0, 1.0)
             raw_next, reward, terminated, truncated, _ = env.step(scaler.to_env(action))
             next_obs = flat(raw_next)
-            algo.observe(obs, action, float(reward), next_obs, bool(terminated))
+            algo.observe(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
             obs = None if (terminated or truncated) else next_obs
             episodes += obs is None
             step += 1

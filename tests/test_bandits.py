@@ -189,7 +189,7 @@ def test_bandit_help_and_envs_listing(cli):
 
 # -- the optional generator interface (algorithms/common/base.py) -------------------------------
 def test_generator_interface_defaults_and_som():
-    from algorithms.common.base import Algorithm
+    from algorithms.common.capabilities import Generator, ScoreField
     from algorithms.sac import SAC, SACConfig
     from algorithms.som import SOM, SOMConfig
 
@@ -203,8 +203,8 @@ def test_generator_interface_defaults_and_som():
         assert len(path) == 2 and torch.equal(path[0], noise) and torch.equal(path[1], action)
         at = sac.samples_at(obs, noise, [1.0, 0.75, 0.25, 0.0])  # the nearest rollout point
         assert [torch.equal(x, noise) for x in at] == [True, True, False, False] and torch.equal(at[3], action)
-    assert SAC.implements_generate() and SOM.implements_generate()
-    assert not type("NotGenerative", (SAC,), {"generate": Algorithm.generate}).implements_generate()
+    assert issubclass(SAC, Generator) and issubclass(SOM, Generator) and issubclass(SOM, ScoreField)
+    assert not issubclass(SAC, ScoreField)
 
     som = SOM(1, 2, SOMConfig(hidden_sizes=(16,), sde="ve", sigma_min=0.004, sigma_max=0.4, num_score_samples=4), "cpu")
     assert som.noise_std == 0.4

@@ -74,7 +74,7 @@ def test_algorithm_state_round_trip():
     cfg = SACConfig(hidden_sizes=(16,), batch_size=8, warmup_steps=0)
     a = SAC(3, 1, cfg, torch.device("cpu"))
     for i in range(20):
-        a.observe(np.ones(3) * i, np.zeros(1), 1.0, np.ones(3), False)
+        a.observe(np.ones(3) * i, np.zeros(1), 1.0, np.ones(3), False, False)
     a.train_step()
     b = SAC(3, 1, cfg, torch.device("cpu"))
     saved = io.BytesIO()  # through serialisation, as a checkpoint does (state_dict holds references)

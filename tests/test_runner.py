@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 
 import algorithms
-from algorithms.common.base import OffPolicyAlgorithm, OffPolicyConfig
+from algorithms.common.base import OffPolicyAlgorithm
+from algorithms.common.config import Interval, OffPolicyConfig, param
 from conftest import invoke, tiny_run_args
 from killable_env import ENV_ID
 from sombench import store
@@ -112,7 +113,7 @@ gym.register("SombenchCorridor-v0", entry_point=Corridor, max_episode_steps=8)
 @dataclasses.dataclass
 class RandomConfig(OffPolicyConfig):
     warmup_steps: int = 10**9
-    nan_seed: int = -1
+    nan_seed: int = param(-1, Interval(int))
     """Report a NaN loss when the run's seed equals this."""
 
 

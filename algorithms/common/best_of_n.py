@@ -1,13 +1,16 @@
-"""Best-of-N action selection ("number of particles", SOM paper Table 3), shared by the generative
-policies that act by drawing N candidates and keeping the one the critic rates highest (MFP, and
-SDAC, DPMD, QSM, QVPO later).
+"""Best-of-N acting ("number of particles", SOM paper Table 3): draw N candidates from the generator
+and keep the one the twin critic rates highest, min(Q1, Q2). SOM, MFP, SDAC, DPMD, QSM and QVPO act
+this way; `BestOfNActing` gives them `best_of_n` and `act` once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
+
+from algorithms.common.capabilities import Generator
 
 
 def repeat_states(obs: torch.Tensor, n: int) -> torch.Tensor:
@@ -34,3 +37,34 @@ def best_of_n(
         return candidates
     q = q_fn(states, candidates).view(b, n)
     return candidates.view(b, n, -1)[torch.arange(b, device=obs.device), q.argmax(dim=1)]
+
+
+class BestOfNActing(Generator):
+    """Acting by best-of-N over `self.critic.min_q`, for an algorithm whose config is a `BestOfNConfig`.
+
+    act(obs): N = num_particles candidates from `generate`, keep argmax min(Q1, Q2), add the
+    algorithm's exploration noise `exploration_std()` (none by default), clip to [-1, 1].
+    act(obs, deterministic=True): the same with N = eval_particles (default num_particles), no noise.
+    """
+
+    @property
+    def particles(self) -> int:
+        return int(self.config.num_particles)
+
+    def best_of_n(self, obs: torch.Tensor, n: int) -> torch.Tensor:
+        """For each state of obs [B, o], the best of n candidates by min(Q1, Q2); [B, d]."""
+        return best_of_n(self.generate, self.critic.min_q, obs, n)
+
+    def exploration_std(self) -> torch.Tensor | float | None:
+        """Std of the Gaussian noise added to the acting action (None: no noise)."""
+        return None
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        cfg = self.config
+        n = (cfg.eval_particles or cfg.num_particles) if deterministic else cfg.num_particles
+        action = self.best_of_n(self._obs_tensor(obs), n)[0]
+        sigma = None if deterministic else self.exploration_std()
+        if sigma is not None:
+            action = (action + sigma * torch.randn_like(action)).clamp_(-1.0, 1.0)
+        return action.cpu().numpy()

@@ -14,6 +14,7 @@ last denoising step (nearest the action) and i = T-1 the first (nearest the nois
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from algorithms.common.nets import activation
+from algorithms.common.config import ConfigError, Interval, OneOf, Positive, Validated, param
+from algorithms.common.nets import activation, mlp
 
 
 def vp_betas(steps: int, beta_min: float = 0.1, beta_max: float = 10.0) -> np.ndarray:
@@ -138,3 +140,47 @@ class TimeEmbedding(nn.Module):
 
     def forward(self, steps: torch.Tensor) -> torch.Tensor:
         return self.net(sinusoidal_embedding(steps, self.dim))
+
+
+@dataclasses.dataclass
+class DiffusionConfig(Validated):
+    """The DDPM actor of the diffusion baselines (DACER, SDAC, DPMD, QSM, QVPO, DIPO)."""
+
+    diffusion_steps: int = param(20, Positive(int))
+    """T of the reverse process (Table 3: 20 for DACER, SDAC, DPMD, QSM and QVPO)."""
+    beta_schedule: str = param("vp", OneOf(("vp", "cosine")))
+    """'vp': the discretised VP-SDE betas (0.1 -> 10) of DACER's paper and the relax code; 'cosine': Nichol
+    and Dhariwal's schedule (QVPO's)."""
+    prior_std: float = param(1.0, Positive())
+    """Std of the starting noise a_T. 1 = the DDPM prior N(0, I) of the papers' reverse process; the relax
+    reference code of DACER starts from 0.5 N(0, I) (`--set prior_std=0.5` reproduces it)."""
+    time_dim: int = param(16, Interval(int, lo=2))
+    """Width of the sinusoidal step embedding (relax code: 16, then Linear(32)-act-Linear(16)); even."""
+
+    def check(self) -> None:
+        if self.time_dim % 2:
+            raise ConfigError(f"time_dim must be even, got {self.time_dim}")
+
+
+class DiffusionActor(nn.Module):
+    """eps_theta(s, a_i, i): the noise predictor, an MLP on [s, a_i, embedding(i)]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: DiffusionConfig):
+        super().__init__()
+        self.time_embed = TimeEmbedding(cfg.time_dim, cfg.activation)
+        self.net = mlp(obs_dim + act_dim + cfg.time_dim, act_dim, cfg.hidden_sizes, cfg.activation)
+        self.register_buffer("steps", torch.arange(cfg.diffusion_steps, dtype=torch.float32), persistent=False)
+
+    def sample(self, obs: torch.Tensor, schedule: DDPMSchedule, prior_std: float, x_init: torch.Tensor | None = None,
+               return_path: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """One reverse-process sample per row of obs [B, o] -> [B, d] (differentiable; not clipped), from
+        x_init (default prior_std * N(0, I)); with return_path the T + 1 points from x_T to the action."""
+        b = obs.shape[0]
+        emb = self.time_embed(self.steps)  # all T step embeddings in one call, [T, time_dim]
+        if x_init is None:
+            x_init = prior_std * torch.randn((b, self.net[-1].out_features), device=obs.device)
+
+        def noise_model(x: torch.Tensor, i: int) -> torch.Tensor:
+            return self.net(torch.cat([obs, x, emb[i].expand(b, -1)], dim=-1))
+
+        return reverse_process(noise_model, schedule, x_init, clip=1.0, return_path=return_path)

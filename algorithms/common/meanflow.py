@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.func import jvp
 
+from algorithms.common.best_of_n import BestOfNActing
 from algorithms.common.nets import mlp
 
 
@@ -74,3 +75,36 @@ class MeanFlowActor(nn.Module):
             times = (eps.new_zeros((eps.shape[0], 1)), eps.new_ones((eps.shape[0], 1)))
             self._one_step_times[key] = times
         return (eps - self(eps, *times, obs)).clamp(-1.0, 1.0)
+
+
+class MeanFlowPolicy(BestOfNActing):
+    """Acting and the generator interface of a one-step MeanFlow policy (SOM, MFP): `self.actor` is a
+    `MeanFlowActor`, `self.prior_std` the std of its input noise. Acts by best-of-N (BestOfNActing)."""
+
+    actor: MeanFlowActor
+    prior_std: float
+
+    @property
+    def noise_std(self) -> float:
+        return self.prior_std
+
+    def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """One-step generation a = eps - u(eps, 0, 1, s), clipped to [-1, 1]; obs [B, o] -> [B, d]."""
+        if noise is None:
+            noise = self.prior_std * torch.randn((obs.shape[0], self.act_dim), device=obs.device)
+        return self.actor.one_step(noise, obs)
+
+    def samples_at(self, obs: torch.Tensor, noise: torch.Tensor, times: list[float]) -> list[torch.Tensor]:
+        """MeanFlow's jump from the noise (t = 1) to time t: z_t = eps - (1 - t) u(eps, t, 1, s).
+        t = 0 is `generate` (clipped to the box); intermediate samples are not clipped."""
+        n = noise.shape[0]
+        out = []
+        for t in times:
+            if t <= 0.0:
+                out.append(self.generate(obs, noise))
+            elif t >= 1.0:
+                out.append(noise)
+            else:
+                r = torch.full((n, 1), float(t), device=noise.device)
+                out.append(noise - (1.0 - t) * self.actor(noise, r, torch.ones_like(r), obs))
+        return out
