@@ -133,6 +133,17 @@ class SOM(MeanFlowPolicy, ScoreField, OffPolicyAlgorithm):
     Config = SOMConfig
     generation_steps = 1
     update_cycle = 2
+    presets = {
+        # The paper's bandit box [-2.5, 2.5]^2 is 2.5x the [-1, 1] box SOM's defaults are tuned for, and the
+        # score scale w has units of 1/length, so w and the VE noise widths are rescaled: the lab's working
+        # bandit setting (VE, sigma 0.01 -> 1, w 5 in bandit units; docs/som-notes.md sections 4-5) is
+        # sigma 0.004 -> 0.4, w 12.5 in the algorithm's units. init_alpha 1: the exploration noise
+        # alpha * 0.1 starts at the box's scale, not at 5x it. eval_particles 1: evaluation returns score the
+        # generator alone. 2 x 256, batch 128, K = 32: the CPU budget of docs/som-notes.md.
+        "bandit": {**OffPolicyAlgorithm.presets["bandit"], "sde": "ve", "sigma_min": 0.004, "sigma_max": 0.4,
+                   "score_scale": 12.5, "init_alpha": 1.0, "eval_particles": 1, "hidden_sizes": (256, 256),
+                   "batch_size": 128, "num_score_samples": 32},
+    }
 
     def __init__(self, obs_dim: int, act_dim: int, config: SOMConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)

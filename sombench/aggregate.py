@@ -32,31 +32,24 @@ from sombench.stats import mean_ci
 class Run:
     env: str
     algo: str
+    """The row label: the algorithm, or `algo@variant` for a non-default config."""
     seed: int
     state: str
     total_steps: int | None
     evals: pd.DataFrame
+    damage: str | None = None
+    """Why this run's files cannot be read (it is then flagged and left out)."""
 
 
 def load_runs(root: Path, envs: list[str] | None = None, algos: list[str] | None = None) -> list[Run]:
-    """Every run of the store (optionally filtered), with its evaluation history."""
-    root = Path(root)
-    if not root.exists():
-        raise UserError(f"no results store at {root}; run `sombench run` first or pass --results DIR")
-    store.check_store(root)
+    """Every run of the store (optionally filtered), with its evaluation history. A damaged run is kept
+    with its reason, so tables and plots can name it; it never stops the others from being read."""
+    st = store.Store(root)
+    st.check_readable()
     runs = []
-    for path in store.iter_run_dirs(root):
-        env, algo, seed_dir = store.run_key(root, path)
-        if (envs and env not in envs) or (algos and algo not in algos):
-            continue
-        state = store.effective_state(path)
-        try:
-            evals = pd.read_csv(path / "eval.csv")
-        except (OSError, ValueError, pd.errors.EmptyDataError):
-            evals = pd.DataFrame(columns=store.EVAL_COLUMNS)
-        seed_text = seed_dir.removeprefix("seed_")
-        runs.append(Run(env, algo, int(seed_text) if seed_text.isdigit() else -1, state.get("state", "unknown"),
-                        state.get("total_steps"), evals))
+    for rec in st.runs(envs, algos):
+        evals = rec.evals()  # marks the record damaged if eval.csv is
+        runs.append(Run(rec.key.env, rec.key.label, rec.key.seed, rec.status, rec.total_steps, evals, rec.damage))
     if not runs:
         what = " matching --envs/--algos" if envs or algos else ""
         raise UserError(f"no runs{what} in {root}; run `sombench run` first")
@@ -68,6 +61,8 @@ class Cell:
     values: list[float]
     seeds: list[int]
     excluded: list[str]  # one reason per left-out run, e.g. "seed 3 unfinished"
+    runs: list[Run] = dataclasses.field(default_factory=list)
+    """The runs whose values entered the cell (the plot draws exactly these)."""
     summary: tuple[float, float, int] | None = None
     """(mean, CI half-width, n) given from outside (the paper's cells) instead of computed from values."""
 
@@ -125,13 +120,16 @@ class ResultTable:
 
 
 def final_return(run: Run, at_step: int | None) -> float | None:
+    """The last evaluation's mean return; with `at_step`, the last evaluation at or before that step, provided
+    the run has reached it (None otherwise)."""
     frame = run.evals
     if frame.empty:
         return None
     if at_step is None:
         return float(frame["return_mean"].iloc[-1])
-    row = frame[frame["env_step"] == at_step]
-    return float(row["return_mean"].iloc[0]) if len(row) else None
+    reached = int(frame["env_step"].iloc[-1]) >= at_step or (run.state == "done" and (run.total_steps or 0) >= at_step)
+    before = frame[frame["env_step"] <= at_step]
+    return float(before["return_mean"].iloc[-1]) if reached and len(before) else None
 
 
 def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str, dict[str, float]] | None = None) -> ResultTable:
@@ -144,10 +142,13 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
     cells: dict[tuple[str, str], Cell] = {}
     for run in sorted(runs, key=lambda r: (r.algo, r.env, r.seed)):
         cell = cells.setdefault((run.algo, run.env), Cell([], [], []))
+        if run.damage:
+            cell.excluded.append(f"seed {run.seed} damaged ({run.damage})")
+            continue
         value = final_return(run, at_step)
         if at_step is not None:
             if value is None:
-                cell.excluded.append(f"seed {run.seed} has no evaluation at step {at_step:,}")
+                cell.excluded.append(f"seed {run.seed} has not reached step {at_step:,}")
                 continue
         elif run.state != "done":
             cell.excluded.append(f"seed {run.seed} {run.state}")
@@ -160,6 +161,7 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
             continue
         cell.values.append(value)
         cell.seeds.append(run.seed)
+        cell.runs.append(run)
 
     table = ResultTable(envs, algos, cells, budgets, at_step, {}, {}, "")
     lo = {e: min((table.mean(a, e) for a in algos if math.isfinite(table.mean(a, e))), default=math.nan) for e in envs}

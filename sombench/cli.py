@@ -1,29 +1,23 @@
-"""The `sombench` command line (Typer + rich)."""
+"""The `sombench` command line (Typer + rich).
+
+Heavy libraries (torch, the algorithms, pandas, scipy, matplotlib) are imported inside the commands
+that use them, so `sombench --help` and bad-input errors answer at once.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import json
-import multiprocessing
 import os
-import queue
+import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-import algorithms
-from sombench import store
-from sombench.envs import PAPER_TASKS, describe_env
 from sombench.errors import UserError
-from sombench.overrides import apply_overrides
-from sombench.runner import RunSpec, json_ready, run_seed
-from sombench.stats import mean_ci
 
 app = typer.Typer(
     help="sombench: benchmark harness for online RL with one-step generative policies (SOM and baselines).",
@@ -34,23 +28,27 @@ app = typer.Typer(
 console = Console()
 _INVOKED_ARGS: list[str] = []  # the arguments `main` was given, recorded in each run's config.json
 err_console = Console(stderr=True)
+NAMES = "NAME[,NAME...]"
 
 
 # -- helpers ------------------------------------------------------------------------------------
 def resolve_device(name: str) -> str:
     name = name.lower()
+    if name not in ("auto", "cpu") and not name.startswith("cuda"):
+        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+    import torch
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda requested but torch sees no CUDA device; use --device cpu or auto")
-        return name
-    raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda requested but torch sees no CUDA device; use --device cpu or auto")
+    return name
 
 
 def algorithm_class(name: str):
+    """The registered class of `name`; UserError listing the registered names otherwise."""
+    import algorithms
+
     registry = algorithms.load_all()
     if name not in registry:
         raise UserError(f"unknown algorithm {name!r}; choose one of: {', '.join(sorted(registry))}")
@@ -62,6 +60,24 @@ def positive(value: int | None, flag: str) -> None:
         raise UserError(f"{flag} must be a positive integer, got {value}")
 
 
+def count(text: str | None, flag: str) -> int | None:
+    """A positive step count as researchers write it: 500000, 500_000, 5e5."""
+    if text is None:
+        return None
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise UserError(f"{flag} expects a positive integer (e.g. 500000 or 5e5), got {text!r}") from None
+    if not (value == value and value != float("inf")) or value != int(value) or value <= 0:
+        raise UserError(f"{flag} expects a positive integer (e.g. 500000 or 5e5), got {text!r}")
+    return int(value)
+
+
+def default_threads(threads: int | None, workers: int, seeds: int) -> int:
+    """Torch threads per seed: the user's, else the machine's cores shared among the parallel seeds."""
+    return threads or max(1, (os.cpu_count() or 1) // max(1, min(workers, seeds)))
+
+
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
@@ -71,28 +87,64 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix[:-1]} {old!r} -> {new!r}"]
 
 
-def check_existing_run(spec: RunSpec, root: Path) -> None:
-    """Refuse a rerun whose settings differ from the stored run, or whose seed a live process holds."""
-    run = store.run_dir(root, spec.env_id, spec.algo, spec.seed)
-    config_path = run / "config.json"
-    if config_path.exists():
-        try:
-            stored = store.read_json(config_path)["run"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise UserError(f"{config_path} is corrupt; delete {run} to restart seed {spec.seed}") from None
+def check_existing_run(spec, results: Path) -> None:
+    """Refuse a rerun whose settings differ from the stored run, a damaged run, or a seed a live process holds."""
+    from sombench.runner import json_ready
+    from sombench.store import Store
+
+    st = Store(results)
+    stored = st.stored_identity(spec.key)
+    run = st.run_dir(spec.key)
+    if stored is not None:
         diff = _differences(stored, json_ready(spec.identity()))
         if diff:
-            raise UserError(f"{run} was run with other settings ({'; '.join(diff[:3])}); use another --results folder or delete that run")
-    holder = store.lock_holder(run)
-    if holder is not None:
-        raise UserError(f"{run} is being run by pid {holder.get('pid')} on {holder.get('host')}; wait for it to finish or stop it")
+            raise UserError(f"{run} was run with other settings ({'; '.join(diff[:3])}); name this config with --tag, "
+                            "use another --results folder or delete that run")
+    st.check_resumable(spec.key)
+    check_checkpoint(spec, run)
 
 
-def fmt_return(value: Any) -> str:
+def check_checkpoint(spec, run: Path) -> None:
+    """UserError if the run's checkpoint is unreadable or belongs to another config."""
+    path = run / "checkpoint.pt"
+    if not path.exists():
+        return
+    import torch
+
+    from sombench.runner import json_ready
+
     try:
-        return f"{float(value):.1f}"
-    except (TypeError, ValueError):
-        return "-"
+        identity = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("identity")
+    except Exception:
+        raise UserError(f"{path} is unreadable; delete it to restart seed {spec.seed} from scratch") from None
+    if json_ready(identity) != json_ready(spec.identity()):
+        raise UserError(f"{path} was written by another config than {run / 'config.json'}; delete {run} to restart seed {spec.seed}")
+
+
+def build_specs(algo: str, env: str, seeds: list[int], steps: int, *, eval_every: int, eval_episodes: int, checkpoint_every: int,
+                log_every: int, device: str, threads: int, set_pairs: list[str], preset: str | None, tag: str | None) -> list:
+    """RunSpecs for seeds of one algorithm (variant) on one env, the config validated before anything is written."""
+    from sombench.runner import RunSpec, resolve_config
+
+    resolve_config(algo, preset, list(set_pairs))  # validates the preset and every --set: one line, exit 2
+    return [RunSpec(algo=algo, env_id=env, seed=s, total_steps=steps, eval_every=eval_every, eval_episodes=eval_episodes,
+                    checkpoint_every=checkpoint_every, log_every=log_every, device=device, threads=threads,
+                    set_pairs=tuple(set_pairs), preset=preset, tag=tag, command=("sombench", *_INVOKED_ARGS))
+            for s in seeds]
+
+
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]{0,47}$")
+
+
+def check_tag(tag: str | None) -> None:
+    if tag is not None and not _TAG.match(tag):
+        raise UserError(f"--tag {tag!r}: use 1-48 letters, digits and _ . = + - (it names a folder)")
+
+
+def _names(values: list[str]) -> list[str] | None:
+    """Accept both `--envs A --envs B` and `--envs A,B`."""
+    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return out or None
 
 
 # -- run ----------------------------------------------------------------------------------------
@@ -102,11 +154,13 @@ def run(
     env: str = typer.Option(..., "--env", help="Gymnasium id with a Box action space (see `sombench envs`)."),
     seeds: int = typer.Option(1, "--seeds", help="Number of seeds to run."),
     seed_start: int = typer.Option(0, "--seed-start", help="First seed; runs seed_start .. seed_start+seeds-1."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Env steps per seed (default: the paper's budget for the env)."),
+    steps: Optional[str] = typer.Option(None, "--steps", metavar="N", help="Env steps per seed, e.g. 500000 or 5e5 (default: the paper's budget for the env)."),
     results: Path = typer.Option(Path("results"), "--results", help="Results store folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     workers: int = typer.Option(1, "--workers", help="Seeds trained in parallel processes."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config field, key=value (repeatable)."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config field (repeatable); `sombench algos` lists them."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Name this config's runs: results/<env>/<algo>@<tag>/ (default: derived from the --set values that differ from the defaults)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A named preset of the algorithm (e.g. bandit), applied before --set."),
     eval_every: int = typer.Option(5_000, "--eval-every", help="Env steps between evaluations."),
     eval_episodes: int = typer.Option(10, "--eval-episodes", help="Episodes per evaluation."),
     checkpoint_every: int = typer.Option(50_000, "--checkpoint-every", help="Env steps between checkpoints (taken at the next episode end)."),
@@ -114,83 +168,48 @@ def run(
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per seed (default: CPU cores / workers)."),
 ) -> None:
     """Train ALGO on ENV over seeds; skip finished seeds, resume interrupted ones."""
-    cls = algorithm_class(algo)
+    from sombench.envs import describe_env
+    from sombench.store import Store
+
+    algorithm_class(algo)
     if seeds <= 0:
         raise UserError(f"--seeds must be a positive integer, got {seeds}")
     if seed_start < 0:
         raise UserError(f"--seed-start must be >= 0, got {seed_start}")
-    for value, flag in [(steps, "--steps"), (workers, "--workers"), (eval_every, "--eval-every"), (eval_episodes, "--eval-episodes"),
+    n_steps = count(steps, "--steps")
+    for value, flag in [(workers, "--workers"), (eval_every, "--eval-every"), (eval_episodes, "--eval-episodes"),
                         (checkpoint_every, "--checkpoint-every"), (log_every, "--log-every"), (threads, "--threads")]:
         positive(value, flag)
+    check_tag(tag)
     info = describe_env(env)
-    if steps is None:
+    if n_steps is None:
         if info.default_steps is None:
             raise UserError(f"{env} has no paper budget; pass --steps N")
-        steps = info.default_steps
+        n_steps = info.default_steps
     dev = resolve_device(device)
-    apply_overrides(cls.Config, list(set_))  # validates every --set before anything is written
-    store.check_store(results)
-    n_threads = threads or max(1, (os.cpu_count() or 1) // min(workers, seeds))
-    specs = [RunSpec(algo=algo, env_id=env, seed=s, total_steps=steps, eval_every=eval_every, eval_episodes=eval_episodes,
-                     checkpoint_every=checkpoint_every, log_every=log_every, device=dev, threads=n_threads, set_pairs=tuple(set_),
-                     command=("sombench", *_INVOKED_ARGS))
-             for s in range(seed_start, seed_start + seeds)]
+    specs = build_specs(algo, env, list(range(seed_start, seed_start + seeds)), n_steps, eval_every=eval_every,
+                        eval_episodes=eval_episodes, checkpoint_every=checkpoint_every, log_every=log_every, device=dev,
+                        threads=default_threads(threads, workers, seeds), set_pairs=list(set_), preset=preset, tag=tag)
+    st = Store(results)
+    st.check()
     for spec in specs:
         check_existing_run(spec, results)
-    store.init_store(results)
+    st.init()
 
-    outcomes = _run_all(specs, results, workers)
-    _print_summary(algo, env, results, outcomes)
+    from sombench.progress import run_all
+
+    outcomes = run_all(specs, results, workers, console)
+    _print_summary(specs, st, outcomes)
     if any(o["status"] in ("failed", "refused") for o in outcomes):
         raise typer.Exit(1)
 
 
-def _run_all(specs: list[RunSpec], root: Path, workers: int, out: Console | None = None) -> list[dict[str, Any]]:
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[sps]:>6} SPS"),
-               TextColumn("return {task.fields[ret]:>8}"), TimeRemainingColumn()]
-    with Progress(*columns, console=out or console, transient=False) as progress:
-        tasks = {s.seed: progress.add_task(f"{s.algo} {s.env_id} seed {s.seed}", total=s.total_steps, sps="-", ret="-")
-                 for s in specs}
+def _print_summary(specs: list, st, outcomes: list[dict[str, Any]]) -> None:
+    from sombench.progress import fmt_return
+    from sombench.stats import mean_ci
 
-        def on_event(event: dict[str, Any]) -> None:
-            task = tasks[event["seed"]]
-            if event["kind"] in ("start", "progress"):
-                progress.update(task, completed=event["step"], ret=fmt_return(event.get("last_return")),
-                                sps=f"{event['sps']:.0f}" if "sps" in event else "-")
-            elif event["kind"] == "end":
-                progress.update(task, description=f"{progress.tasks[task].description} [{event['status']}]")
-
-        if workers == 1 or len(specs) == 1:
-            return [run_seed(spec, root, on_event) for spec in specs]
-
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Manager() as manager, futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            events = manager.Queue()
-            pending = {pool.submit(_run_in_worker, spec, root, events): spec for spec in specs}
-            results: dict[int, dict[str, Any]] = {}
-            while pending:
-                try:
-                    while True:
-                        on_event(events.get(timeout=0.2))
-                except queue.Empty:
-                    pass
-                for fut in [f for f in pending if f.done()]:
-                    spec = pending.pop(fut)
-                    try:
-                        results[spec.seed] = fut.result()
-                    except Exception as exc:  # a worker that died outright (e.g. killed by the OS)
-                        results[spec.seed] = {"seed": spec.seed, "status": "failed", "reason": f"worker died: {exc}"}
-            while not events.empty():
-                on_event(events.get())
-            return [results[s.seed] for s in specs]
-
-
-def _run_in_worker(spec: RunSpec, root: Path, events) -> dict[str, Any]:
-    return run_seed(spec, root, events.put)
-
-
-def _print_summary(algo: str, env: str, root: Path, outcomes: list[dict[str, Any]]) -> None:
-    table = Table(title=f"{algo} on {env}: final evaluation return")
+    label, env = specs[0].key.label, specs[0].env_id
+    table = Table(title=f"{label} on {env}: final evaluation return")
     for col in ("seed", "status", "steps", "final return"):
         table.add_column(col, justify="right" if col != "status" else "left")
     finals = []
@@ -205,7 +224,12 @@ def _print_summary(algo: str, env: str, root: Path, outcomes: list[dict[str, Any
         table.add_section()
         table.add_row("all", f"{len(finals)} seed(s), mean ± 95% CI", "", f"{mean:.1f}{ci}")
     console.print(table)
-    console.print(f"results in {root}/{env}/{algo}/")
+    console.print(f"results in {st.run_dir(specs[0].key).parent}/", markup=False)
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    if failed:
+        err_console.print(f"{len(failed)} seed(s) failed: each run folder's state.json has the reason (error.log the "
+                          "traceback); fix the cause, then rerun the same command: finished seeds are skipped, the others "
+                          "resume from their last checkpoint", markup=False, soft_wrap=True)
 
 
 # -- status -------------------------------------------------------------------------------------
@@ -215,55 +239,42 @@ def status(
     fmt: str = typer.Option("rich", "--format", help="rich or json."),
 ) -> None:
     """List every run in a results store: progress, state and last evaluation return."""
+    from sombench.progress import compact, fmt_return
+    from sombench.store import Store
+
     if fmt not in ("rich", "json"):
         raise UserError(f"unknown --format {fmt!r}; use rich or json")
-    if not results.exists():
-        raise UserError(f"no results store at {results}; run `sombench run` first or pass --results DIR")
-    store.check_store(results)
+    st = Store(results)
+    st.check_readable()
     rows = []
-    for run_path in store.iter_run_dirs(results):
-        state = store.effective_state(run_path)
-        env, algo, seed_dir = store.run_key(results, run_path)
-        seed_text = seed_dir.removeprefix("seed_")
-        rows.append({
-            "env": env,
-            "algo": algo,
-            "seed": int(seed_text) if seed_text.isdigit() else seed_dir,
-            "steps_done": state.get("env_step"),
-            "steps_total": state.get("total_steps"),
-            "state": state.get("state"),
-            "last_return": state.get("last_return"),
-            "reason": state.get("reason"),
-        })
+    for rec in st.runs():
+        rows.append({"env": rec.key.env, "algo": rec.key.label, "seed": rec.key.seed, "steps_done": rec.state.get("env_step"),
+                     "steps_total": rec.total_steps, "state": rec.status, "last_return": rec.state.get("last_return"),
+                     "reason": rec.damage or rec.state.get("reason")})
     if fmt == "json":
         print(json.dumps(rows, indent=2))
         return
     table = Table(title=f"runs in {results}")
     for col in ("env", "algo", "seed", "steps", "state", "last return"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
-        st = r["state"] + (f" ({r['reason']})" if r["reason"] and r["state"] != "done" else "")
-        table.add_row(r["env"], r["algo"], str(r["seed"]), f"{r['steps_done'] or 0:,}/{r['steps_total'] or 0:,}", st, fmt_return(r["last_return"]))
+        st_text = r["state"] + (f" ({r['reason']})" if r["reason"] and r["state"] != "done" else "")
+        table.add_row(r["env"], r["algo"], str(r["seed"]), f"{compact(r['steps_done'] or 0)}/{compact(r['steps_total'] or 0)}",
+                      st_text, fmt_return(r["last_return"]))
     console.print(table if rows else f"no runs in {results}")
 
 
 # -- table and plot -----------------------------------------------------------------------------
-def _names(values: list[str]) -> list[str] | None:
-    """Accept both `--envs A --envs B` and `--envs A,B`."""
-    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
-    return out or None
-
-
 @app.command(epilog="Example: sombench table --results results --format md --paper --stats rliable")
 def table(
     results: Path = typer.Option(Path("results"), "--results", help="Results store folder."),
-    envs: list[str] = typer.Option([], "--envs", help="Only these envs (repeatable or comma-separated)."),
-    algos: list[str] = typer.Option([], "--algos", help="Only these algorithms (repeatable or comma-separated)."),
+    envs: list[str] = typer.Option([], "--envs", metavar=NAMES, help="Only these envs (repeatable or comma-separated)."),
+    algos: list[str] = typer.Option([], "--algos", metavar=NAMES, help="Only these algorithms, or exact variants such as som@score_scale=10 (repeatable or comma-separated)."),
     fmt: str = typer.Option("rich", "--format", help="rich, md, latex, csv or json."),
     paper: bool = typer.Option(False, "--paper", help="Also print the paper's Table 1 for the same cells."),
-    norm_ref: Optional[str] = typer.Option(None, "--norm-ref", help="CSV of per-env min/max for Normalized, or `random` for the shipped random-policy scores."),
-    at_step: Optional[int] = typer.Option(None, "--at-step", help="Compare every run at this env step instead of at its end."),
-    stats_kind: Optional[str] = typer.Option(None, "--stats", help="`rliable`: IQM, optimality gap, probability of improvement with bootstrap CIs."),
+    norm_ref: Optional[str] = typer.Option(None, "--norm-ref", metavar="FILE|random", help="CSV of per-env min/max for Normalized, or `random` for the shipped random-policy scores."),
+    at_step: Optional[str] = typer.Option(None, "--at-step", metavar="N", help="Compare every run at its last evaluation at or before env step N instead of at its end."),
+    stats_kind: Optional[str] = typer.Option(None, "--stats", metavar="rliable", help="`rliable`: IQM, optimality gap, probability of improvement with bootstrap CIs."),
 ) -> None:
     """Table 1: final return (mean ± 95% CI over seeds) per algorithm and env, and a Normalized column."""
     from sombench import aggregate, tables
@@ -274,10 +285,10 @@ def table(
         raise UserError(f"unknown --stats {stats_kind!r}; the only kind is rliable")
     if stats_kind and fmt not in ("rich", "md", "json"):
         raise UserError("--stats rliable prints with --format rich, md or json")
-    positive(at_step, "--at-step")
+    step = count(at_step, "--at-step")
     ref = aggregate.read_norm_ref(norm_ref) if norm_ref else None
     runs = aggregate.load_runs(results, _names(envs), _names(algos))
-    result = aggregate.build_table(runs, at_step=at_step, norm_ref=ref)
+    result = aggregate.build_table(runs, at_step=step, norm_ref=ref)
     paper_table = aggregate.paper_cells_for(result) if paper else None
     if paper and paper_table is None:
         console.print("The paper's Table 1 has no cell in common with this table (it covers Ant, HalfCheetah, Hopper, "
@@ -286,7 +297,7 @@ def table(
     if stats_kind:
         from sombench.rliable_stats import rliable_stats
         rl = rliable_stats(result)
-    title = "Final evaluation return" + (f" at step {at_step:,}" if at_step else "")
+    title = "Final evaluation return" + (f" at step {step:,}" if step else "")
     paper_title = "SOM paper, Table 1 (same cells)"
     if fmt == "json":
         payload = tables.records(result)
@@ -318,30 +329,56 @@ def table(
             console.print(tables.rliable_rich(rl))
 
 
+def check_output_file(out: Path) -> None:
+    """UserError unless `out` is a writable .png/.pdf/.svg file path (not a folder)."""
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise UserError(f"--out {out}: use a .png, .pdf or .svg file name")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'figure2.png'}")
+    parent = out.parent if out.parent != Path("") else Path(".")
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"--out {out}: {existing} is not a folder")
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError:
+        raise UserError(f"--out {out}: {existing} is not writable; choose another path") from None
+
+
 @app.command(epilog="Example: sombench plot --results results --envs Hopper-v4,Walker2d-v4 --out figure2.pdf")
 def plot(
     results: Path = typer.Option(Path("results"), "--results", help="Results store folder."),
-    envs: list[str] = typer.Option([], "--envs", help="Only these envs (repeatable or comma-separated)."),
-    algos: list[str] = typer.Option([], "--algos", help="Only these algorithms (repeatable or comma-separated)."),
+    envs: list[str] = typer.Option([], "--envs", metavar=NAMES, help="Only these envs (repeatable or comma-separated)."),
+    algos: list[str] = typer.Option([], "--algos", metavar=NAMES, help="Only these algorithms or exact variants (repeatable or comma-separated)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Image file, .png, .pdf or .svg (default: RESULTS/figure2.png)."),
-    norm_ref: Optional[str] = typer.Option(None, "--norm-ref", help="As for `sombench table`."),
+    norm_ref: Optional[str] = typer.Option(None, "--norm-ref", metavar="FILE|random", help="As for `sombench table`."),
 ) -> None:
-    """Figure 2: evaluation return against env steps (mean and 95% CI band over seeds) and a normalized panel."""
-    from sombench import aggregate, plots
+    """Figure 2: evaluation return against env steps (mean and 95% CI band over seeds) and a normalized panel.
+    Its curves average exactly the runs that `sombench table` puts in each cell."""
+    from sombench import aggregate
 
     out = out or results / "figure2.png"
-    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise UserError(f"--out {out}: use a .png, .pdf or .svg file name")
+    check_output_file(out)
     ref = aggregate.read_norm_ref(norm_ref) if norm_ref else None
     runs = aggregate.load_runs(results, _names(envs), _names(algos))
     result = aggregate.build_table(runs, norm_ref=ref)
-    path = plots.plot_curves(runs, result, out)
-    console.print(f"wrote {path}")
+    from sombench import plots
+
+    try:
+        path = plots.plot_curves(result, out)
+    except OSError as exc:
+        raise UserError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    console.print(f"wrote {path}", markup=False)
 
 
 @app.command(epilog="Example: sombench latency --algos sac --repeats 30 --paper")
 def latency(
-    algos: list[str] = typer.Option([], "--algos", help="Only these algorithms (repeatable or comma-separated; default: all registered)."),
+    algos: list[str] = typer.Option([], "--algos", metavar=NAMES, help="Only these algorithms (repeatable or comma-separated; default: all registered)."),
     env: str = typer.Option("HalfCheetah-v4", "--env", help="Env whose observation and action shapes are used (the paper: HalfCheetah-v4)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     repeats: int = typer.Option(30, "--repeats", help="Timed repeats per measurement (the paper: 30)."),
@@ -352,15 +389,21 @@ def latency(
 ) -> None:
     """Table 2: time of one training update (batch 256) and one acting call (batch 1) per algorithm."""
     from sombench import latency as lat
+    from sombench.envs import describe_env
+    from sombench.store import Store
 
     if fmt not in lat.FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use {', '.join(lat.FORMATS)}")
     positive(repeats, "--repeats")
     positive(threads, "--threads")
-    classes = lat.select_algorithms(_names(algos))
+    names = _names(algos)
+    classes = {name: algorithm_class(name) for name in dict.fromkeys(names)} if names else None
     info = describe_env(env)
+    import torch
+
     dev = torch.device(resolve_device(device))
-    store.check_store(results)
+    st = Store(results)
+    st.check()
     if threads:
         torch.set_num_threads(threads)
 
@@ -368,8 +411,8 @@ def latency(
         if err_console.is_terminal:  # keep piped stderr quiet; no spinner thread runs while timing
             err_console.print(f"timing {name} on {dev} ...", style="dim")
 
-    report = lat.measure_all(classes, info, dev, repeats, on_start=on_start)
-    store.init_store(results)
+    report = lat.measure_all(lat.select_algorithms(classes), info, dev, repeats, on_start=on_start)
+    st.init()
     path = lat.write_csv(results, report)
     comparison = lat.compare(report) if paper else None
     if fmt == "json":
@@ -380,7 +423,7 @@ def latency(
         print(lat.to_markdown(report, comparison))
     else:
         console.print(lat.to_rich(report, comparison))
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
 
 
 # -- bandit -------------------------------------------------------------------------------------
@@ -388,70 +431,76 @@ def latency(
 def bandit(
     algo: str = typer.Option(..., "--algo", help="Algorithm name (see `sombench algos`)."),
     task: str = typer.Option("eight-gaussians", "--task", help="eight-gaussians, two-moons or checkerboard."),
-    perturb: Optional[str] = typer.Option(None, "--perturb", help="noise:SIGMA (reward noise) or bump:C,SIGMA (Gaussian bump at the origin); also trains the clean task."),
+    perturb: Optional[str] = typer.Option(None, "--perturb", metavar="noise:SIGMA|bump:C,SIGMA", help="Reward noise or a Gaussian bump at the origin; also trains the clean task."),
     seeds: int = typer.Option(3, "--seeds", help="Number of seeds (0 .. seeds-1)."),
-    steps: int = typer.Option(4000, "--steps", help="Env steps (= one-step episodes) per seed."),
+    steps: str = typer.Option("4000", "--steps", metavar="N", help="Env steps (= one-step episodes) per seed."),
     results: Path = typer.Option(Path("results"), "--results", help="Results store folder."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config field, key=value (repeatable); applied after the bandit defaults."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config field (repeatable); applied after the algorithm's bandit preset."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Name this config's runs (default: derived from --set)."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
     workers: int = typer.Option(1, "--workers", help="Seeds trained in parallel processes."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per seed (default: CPU cores / workers)."),
 ) -> None:
     """Train on a 2-D bandit (SOM Section 5.2, Appendices F-H), then write and print mode counts and figures."""
-    from sombench import bandit_eval, bandit_report, bandits
+    from sombench.bandit import evaluate as bandit_eval
+    from sombench.bandit import tasks as bandits
+    from sombench.envs import describe_env
+    from sombench.store import Store
 
-    cls = algorithm_class(algo)
+    algorithm_class(algo)
     if task not in bandits.TASKS:
         raise UserError(f"unknown --task {task!r}; choose one of: {', '.join(bandits.TASKS)}")
     perturbation = bandits.parse_perturb(perturb) if perturb is not None else None
     if fmt not in ("table", "json"):
         raise UserError(f"unknown --format {fmt!r}; use table or json")
-    for value, flag in [(seeds, "--seeds"), (steps, "--steps"), (workers, "--workers"), (threads, "--threads")]:
+    n_steps = count(steps, "--steps")
+    for value, flag in [(seeds, "--seeds"), (workers, "--workers"), (threads, "--threads")]:
         positive(value, flag)
+    check_tag(tag)
     dev = resolve_device(device)
-    pairs = bandit_eval.bandit_overrides(algo) + list(set_)
-    apply_overrides(cls.Config, pairs)  # validates every --set before anything is written
-    store.check_store(results)
     spec_task = bandits.TASKS[task]
-    n_threads = threads or max(1, (os.cpu_count() or 1) // min(workers, seeds))
-
-    def specs_for(env_id: str) -> list[RunSpec]:
-        return [RunSpec(algo=algo, env_id=env_id, seed=s, total_steps=steps, eval_every=max(1, steps // 10), eval_episodes=100,
-                        checkpoint_every=steps, log_every=max(1, steps // 20), device=dev, threads=n_threads, set_pairs=tuple(pairs),
-                        command=("sombench", *_INVOKED_ARGS))
-                for s in range(seeds)]
-
-    groups = {"clean": specs_for(spec_task.env_id)}
-    if perturbation is not None:
-        groups["perturbed"] = specs_for(bandits.env_id_for(spec_task, perturbation))
+    env_ids = [spec_task.env_id] + ([bandits.env_id_for(spec_task, perturbation)] if perturbation else [])
+    groups = {}
+    for name, env_id in zip(("clean", "perturbed"), env_ids):
+        describe_env(env_id)
+        groups[name] = build_specs(algo, env_id, list(range(seeds)), n_steps, eval_every=max(1, n_steps // 10), eval_episodes=100,
+                                   checkpoint_every=n_steps, log_every=max(1, n_steps // 20), device=dev,
+                                   threads=default_threads(threads, workers, seeds), set_pairs=list(set_),
+                                   preset=bandit_eval.preset_for(algo), tag=tag)
+    st = Store(results)
+    st.check()
     for specs in groups.values():
         for spec in specs:
-            describe_env(spec.env_id)
             check_existing_run(spec, results)
-    store.init_store(results)
+    st.init()
+
+    from sombench.bandit import report as bandit_report
+    from sombench.progress import run_all
 
     out = err_console if fmt == "json" else console
     failed = []
     for specs in groups.values():
-        outcomes = _run_all(specs, results, workers, out)
+        outcomes = run_all(specs, results, workers, out)
         failed += [f"{specs[0].env_id} seed {o['seed']}: {o.get('reason', o['status'])}" for o in outcomes if o["status"] not in ("done", "skipped")]
     if failed:
-        err_console.print("error: training did not finish: " + "; ".join(failed), markup=False, highlight=False, soft_wrap=True)
+        err_console.print("error: training did not finish: " + "; ".join(failed) + "; fix the cause and rerun the same command",
+                          markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
-    payload: dict[str, Any] = {"algo": algo, "task": task, "perturb": perturbation.text if perturbation else None, "steps": steps,
-                               "overrides": pairs, "results": str(results)}
+    first = groups["clean"][0]
+    payload: dict[str, Any] = {"algo": algo, "variant": first.variant, "task": task, "perturb": perturbation.text if perturbation else None,
+                               "steps": n_steps, "preset": first.preset, "overrides": list(set_), "results": str(results)}
     for name, specs in groups.items():
         clean = groups["clean"] if name == "perturbed" else [None] * len(specs)
         reports = [bandit_report.report_run(spec, results, spec_task, perturbation if name == "perturbed" else None, c)
                    for spec, c in zip(specs, clean)]
-        aggregate = bandit_report.write_aggregate(results, specs[0].env_id, algo, reports)
+        aggregate = bandit_report.write_aggregate(results, specs[0], reports)
         payload[name] = {"env": specs[0].env_id, "seeds": reports, "aggregate": aggregate}
         if fmt == "table":
-            console.print(bandit_report.modes_table(f"{algo} on {specs[0].env_id}: generator mode counts", reports, aggregate))
+            console.print(bandit_report.modes_table(f"{specs[0].key.label} on {specs[0].env_id}: generator mode counts", reports, aggregate))
             for r in reports:
-                console.print(f"seed {r['seed']}: " + ", ".join(r["files"]), soft_wrap=True)
+                console.print(f"seed {r['seed']}: " + ", ".join(r["files"]), soft_wrap=True, markup=False)
     if fmt == "json":
         print(json.dumps(payload, indent=2))
 
@@ -459,26 +508,30 @@ def bandit(
 # -- listings -----------------------------------------------------------------------------------
 @app.command(epilog="Example: sombench algos")
 def algos() -> None:
-    """List the registered algorithms."""
+    """List the registered algorithms and their presets."""
+    import algorithms
+
     table = Table(title="algorithms")
     table.add_column("name")
     table.add_column("description")
+    table.add_column("presets")
     for name, cls in sorted(algorithms.load_all().items()):
-        table.add_row(name, cls.description)
+        table.add_row(name, cls.description, ", ".join(sorted(cls.presets)) or "-")
     console.print(table)
 
 
 @app.command(epilog="Example: sombench envs")
 def envs() -> None:
     """List the paper's tasks and their training budgets (any Gymnasium Box-action id also runs)."""
+    from sombench.bandit.tasks import BANDITS
+    from sombench.envs import PAPER_TASKS
+
     table = Table(title="paper tasks (SOM paper, Section 5.1)", caption="Any other Gymnasium id with a Box action space runs too, with --steps.")
     for col in ("env", "budget (steps)", "description"):
         table.add_column(col)
     for task in PAPER_TASKS.values():
         table.add_row(task.env_id, f"{task.budget:,}", task.description)
     console.print(table)
-    from sombench.bandits import BANDITS
-
     bandits = Table(title="bandits (SOM paper, Section 5.2 and Appendix F)", caption="One-step episodes, box [-2.5, 2.5]^2; perturbed: e.g. sombench/EightGaussians-noise0.2-v0, "
                                   "sombench/TwoMoons-bump0.5x0.3-v0 (C x SIGMA). `sombench bandit` trains and draws them.")
     for col in ("env", "description"):
@@ -489,6 +542,9 @@ def envs() -> None:
 
 
 # -- entry point --------------------------------------------------------------------------------
+INTERRUPTED = "interrupted; rerun the same command to resume from the last checkpoint"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; bad input becomes one line on stderr and exit code 2, never a traceback."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -506,10 +562,11 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"error: {exc.format_message()}{hint}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("interrupted; rerun the same command to resume from the last checkpoint", soft_wrap=True)
-        sys.exit(130)
+        code = 130
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
+    if code == 130:  # Typer turns Ctrl-C (KeyboardInterrupt) into exit code 130 before it reaches us
+        err_console.print(INTERRUPTED, markup=False, soft_wrap=True)
     sys.exit(code if isinstance(code, int) else 0)
 
 

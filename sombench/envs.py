@@ -1,12 +1,17 @@
 """Environments: the paper's MuJoCo v4 tasks with their budgets, and validation of any Gymnasium id.
 
 Any registered Gymnasium environment with a continuous (Box) action space of finite bounds runs by
-its id; the paper's tasks additionally carry their training budget (Section 5.1).
+its id; the paper's tasks additionally carry their training budget (Section 5.1). Env packages plug
+in through the `sombench.envs` entry-point group: each entry is a function `ensure_registered(env_id)`
+that registers the id with Gymnasium if it is one of its own (the paper's bandits are such a package,
+sombench.bandit), called before an id is looked up.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.metadata
 import warnings
 
 import gymnasium as gym
@@ -56,15 +61,25 @@ class EnvInfo:
 DEFAULT_EPISODE_LIMIT = 1000
 
 
+@functools.cache
+def _env_plugins() -> tuple:
+    return tuple(ep.load() for ep in importlib.metadata.entry_points(group="sombench.envs"))
+
+
+def ensure_registered(env_id: str) -> None:
+    """Let every env plugin register `env_id` if it is one of its own (e.g. a perturbed bandit id)."""
+    for plugin in _env_plugins():
+        if plugin(env_id):
+            return
+
+
 def make_env(env_id: str) -> gym.Env:
     """A fresh instance of `env_id` (not yet reset).
 
     An env registered without a time limit gets one of 1,000 steps (the MuJoCo convention), so an
     evaluation episode always ends; its truncation is bootstrapped through like any other.
     """
-    from sombench.bandits import ensure_registered
-
-    ensure_registered(env_id)  # a perturbed bandit id is registered on first use
+    ensure_registered(env_id)
     env = gym.make(env_id)
     if env.spec is None or env.spec.max_episode_steps is None:
         env = gym.wrappers.TimeLimit(env, DEFAULT_EPISODE_LIMIT)
@@ -73,8 +88,6 @@ def make_env(env_id: str) -> gym.Env:
 
 def describe_env(env_id: str) -> EnvInfo:
     """Check that `env_id` is runnable and return its shapes; UserError with a remedy otherwise."""
-    from sombench.bandits import ensure_registered  # registers the paper's bandits with Gymnasium
-
     ensure_registered(env_id)
     try:
         gym.spec(env_id)

@@ -42,15 +42,13 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Group
-from rich.table import Table
-from rich.text import Text
 
 import algorithms
 from algorithms.common.buffer import Batch
 from algorithms.common.spaces import ActionScaler
-from sombench import store
+from sombench import render, store
+from sombench.render import Grid
 from sombench.envs import EnvInfo
-from sombench.errors import UserError
 from sombench.provenance import cpu_model
 from sombench.stats import mean_ci
 
@@ -139,15 +137,9 @@ class LatencyReport:
     """device, gpu, cpu, torch_threads, torch_version, compiled, repeats, warmup, timestamp."""
 
 
-def select_algorithms(names: Sequence[str] | None) -> dict[str, type]:
-    """The registered classes of `names` in the order given (default: all, by name); UserError on an unknown one."""
-    registry = algorithms.load_all()
-    if not names:
-        return dict(sorted(registry.items()))
-    for name in names:
-        if name not in registry:
-            raise UserError(f"unknown algorithm {name!r}; choose one of: {', '.join(sorted(registry))}")
-    return {name: registry[name] for name in dict.fromkeys(names)}
+def select_algorithms(classes: dict[str, type] | None) -> dict[str, type]:
+    """The given classes (name -> class, in order), or every registered algorithm by name."""
+    return dict(classes) if classes else dict(sorted(algorithms.load_all().items()))
 
 
 def random_batch(obs_dim: int, act_dim: int, batch_size: int, device: torch.device, seed: int = 0) -> Batch:
@@ -325,15 +317,6 @@ def _fastest(values: list[float]) -> dict[int, int]:
     return {i: rank for rank, (_, i) in enumerate(order[:2], start=1)}
 
 
-@dataclasses.dataclass
-class Grid:
-    title: str
-    header: list[str]
-    rows: list[list[str]]
-    marks: list[list[int | None]]
-    notes: list[str]
-
-
 def our_grid(report: LatencyReport, comparison: Comparison | None = None) -> Grid:
     header = ["Algorithm", "T_d", "N", "Training (ms)", "median", "Inference (ms)", "median"]
     if comparison is not None:
@@ -383,36 +366,17 @@ def paper_grid(comparison: Comparison) -> Grid:
     return Grid(f"SOM paper, Table 2 ({PAPER_MACHINE.split(',')[0]})", header, rows, marks, notes)
 
 
-def _rich(grid: Grid) -> Group:
-    out = Table(title=grid.title)
-    for i, h in enumerate(grid.header):
-        out.add_column(h, justify="left" if i == 0 else "right")
-    for row, mark in zip(grid.rows, grid.marks):
-        out.add_row(*[Text(t, style={1: "bold", 2: "underline"}.get(m, "")) for t, m in zip(row, mark)])
-    return Group(out, *[Text(n, style="dim") for n in grid.notes])
-
-
-def _markdown(grid: Grid) -> str:
-    wrap = {1: "**{}**", 2: "<u>{}</u>"}
-    lines = [f"**{grid.title}**", "", "| " + " | ".join(grid.header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(grid.header) - 1)) + "|"]
-    for row, mark in zip(grid.rows, grid.marks):
-        lines.append("| " + " | ".join(wrap.get(m, "{}").format(t) for t, m in zip(row, mark)) + " |")
-    lines += [""] + [f"{n}  " for n in grid.notes]
-    return "\n".join(lines) + "\n"
-
-
 def to_rich(report: LatencyReport, comparison: Comparison | None = None) -> Group:
-    parts = [_rich(our_grid(report, comparison))]
+    parts = [render.to_rich(our_grid(report, comparison))]
     if comparison is not None:
-        parts.append(_rich(paper_grid(comparison)))
+        parts.append(render.to_rich(paper_grid(comparison)))
     return Group(*parts)
 
 
 def to_markdown(report: LatencyReport, comparison: Comparison | None = None) -> str:
-    text = _markdown(our_grid(report, comparison))
+    text = render.to_markdown(our_grid(report, comparison))
     if comparison is not None:
-        text += "\n" + _markdown(paper_grid(comparison))
+        text += "\n" + render.to_markdown(paper_grid(comparison))
     return text
 
 

@@ -1,4 +1,10 @@
-"""`--set key=value`: typed overrides of an algorithm's config dataclass."""
+"""`--set key=value`: typed overrides of an algorithm's config dataclass, on top of an optional preset.
+
+A preset is a named set of config values declared next to the algorithm it configures (the class's
+`presets`, e.g. SOM's "bandit"); its keys are checked like `--set` keys, so a preset naming a field the
+config lacks is an error, never silently dropped. Every value is then checked against its field's domain
+(algorithms/common/config.py) when the config is built.
+"""
 
 from __future__ import annotations
 
@@ -54,13 +60,18 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
-def apply_overrides(config_cls: type, pairs: list[str]) -> tuple[Any, dict[str, Any]]:
-    """Build `config_cls` with `key=value` pairs applied; returns (config, the parsed overrides).
+def apply_overrides(config_cls: type, pairs: list[str], base: dict[str, Any] | None = None,
+                    base_name: str = "preset") -> tuple[Any, dict[str, Any]]:
+    """Build `config_cls` from `base` (a preset's values) with `key=value` pairs applied on top; returns
+    (config, the parsed overrides).
 
-    Raises UserError naming the bad pair and the valid keys or the expected type.
+    Raises UserError naming the bad pair and the valid keys, the expected type or the field's domain.
     """
     hints = typing.get_type_hints(config_cls)
     fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(base or {}) - fields)
+    if unknown:
+        raise UserError(f"{base_name} sets unknown config key(s) {', '.join(unknown)} for {config_cls.__name__}")
     parsed: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -74,7 +85,9 @@ def apply_overrides(config_cls: type, pairs: list[str]) -> tuple[Any, dict[str, 
         except ValueError:
             raise UserError(f"--set {key}: expected {_type_name(hints[key])}, got {text!r}") from None
     try:
-        config = config_cls(**parsed)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"invalid config: {exc}") from None
+        config = config_cls(**{**(base or {}), **parsed})
+    except ValueError as exc:  # ConfigError: a value outside its field's domain
+        key = str(exc).split(" ", 1)[0]
+        where = f"--set {key}" if key in parsed else (base_name if key in (base or {}) else "config")
+        raise UserError(f"{where}: {exc}") from None
     return config, parsed

@@ -1,7 +1,8 @@
 """Figure 2: evaluation return against env steps, one panel per env plus a normalized panel.
 
 Each line is the mean over seeds at the evaluation steps every seed has reached, with a Student-t
-95% CI band. The normalized panel min-max normalizes each seed's curve per env with the same
+95% CI band. A curve averages exactly the runs that `sombench table` puts in the same cell (finished,
+at the env's budget, not damaged), and the legend gives its seed count. The normalized panel min-max normalizes each seed's curve per env with the same
 min/max as the table (the algorithms' final means, or the reference file), pairs seeds by index
 across envs, averages over envs, and then takes mean and CI over seeds.
 """
@@ -16,10 +17,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from sombench.aggregate import ResultTable, Run  # noqa: E402
+from sombench.aggregate import ResultTable, Run  # noqa: E402,F401
 
 # Fixed colours by algorithm name, so an algorithm has the same colour in every panel and figure.
 PALETTE = {
@@ -55,8 +55,8 @@ def mean_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, mean - half, mean + half
 
 
-def build_figure(runs: list[Run], table: ResultTable) -> plt.Figure:
-    """The Figure 2 panels for these runs (the caller saves and closes it)."""
+def build_figure(table: ResultTable) -> plt.Figure:
+    """The Figure 2 panels for the runs in the table's cells (the caller saves and closes it)."""
     envs, algos = table.envs, table.algos
     panels = len(envs) + (1 if len(envs) > 1 else 0)
     cols = min(3, panels)
@@ -66,7 +66,8 @@ def build_figure(runs: list[Run], table: ResultTable) -> plt.Figure:
     normalized: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {a: [] for a in algos}
     for ax, env in zip(flat, envs):
         for algo in algos:
-            group = [r for r in runs if r.env == env and r.algo == algo and not r.evals.empty]
+            cell = table.cells.get((algo, env))
+            group = [r for r in (cell.runs if cell else []) if not r.evals.empty]
             if not group:
                 continue
             group.sort(key=lambda r: r.seed)
@@ -95,7 +96,7 @@ def build_figure(runs: list[Run], table: ResultTable) -> plt.Figure:
                 continue
             per_env = [v[:n_seeds][:, np.searchsorted(s, common)] for s, v in curves]
             mean, lo, hi = mean_band(np.mean(per_env, axis=0))
-            ax.plot(common, mean, color=colour(algo), label=algo, lw=1.6)
+            ax.plot(common, mean, color=colour(algo), label=f"{algo} (n={n_seeds})", lw=1.6)
             ax.fill_between(common, lo, hi, color=colour(algo), alpha=0.2, lw=0)
         ax.set_title("Normalized (mean over envs)")
         ax.set_xlabel("env steps")
@@ -103,19 +104,16 @@ def build_figure(runs: list[Run], table: ResultTable) -> plt.Figure:
         ax.grid(alpha=0.3)
     for ax in flat[panels:]:
         ax.set_visible(False)
-    handles = {}
     for ax in flat[:panels]:
-        for h, lbl in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lbl.split(" (")[0], h)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, frameon=False)  # per panel: the seed count can differ between envs
+    fig.tight_layout()
     return fig
 
 
-def plot_curves(runs: list[Run], table: ResultTable, out: Path) -> Path:
+def plot_curves(table: ResultTable, out: Path) -> Path:
     """Write Figure 2 to `out` (atomically: a temporary file renamed into place)."""
-    fig = build_figure(runs, table)
+    fig = build_figure(table)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
@@ -123,7 +121,3 @@ def plot_curves(runs: list[Run], table: ResultTable, out: Path) -> Path:
     plt.close(fig)
     tmp.replace(out)
     return out
-
-
-def frame_of(runs: list[Run]) -> pd.DataFrame:  # convenience for notebooks
-    return pd.concat([r.evals.assign(env=r.env, algo=r.algo, seed=r.seed) for r in runs], ignore_index=True)

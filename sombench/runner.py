@@ -17,7 +17,10 @@ kept in memory and the CSVs rewritten atomically; on resume, rows past the check
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
 import math
 import random
 import time
@@ -34,6 +37,7 @@ import algorithms
 from algorithms.common.spaces import ActionScaler
 from sombench import store
 from sombench.envs import describe_env, make_env
+from sombench.errors import UserError
 from sombench.overrides import apply_overrides
 from sombench.provenance import provenance
 
@@ -56,11 +60,27 @@ class RunSpec:
     device: str = "cpu"
     threads: int = 1
     set_pairs: tuple[str, ...] = ()
+    preset: str | None = None
+    """A named preset of the algorithm (its class's `presets`) applied before `set_pairs`."""
+    tag: str | None = None
+    """The run variant's name (`--tag`); None derives it from the config (see `variant`)."""
     command: tuple[str, ...] = ()
     """The command line that started this run (recorded, not part of its identity)."""
 
     def config(self):
-        return apply_overrides(algorithms.get(self.algo).Config, list(self.set_pairs))[0]
+        return resolve_config(self.algo, self.preset, list(self.set_pairs))
+
+    @property
+    def variant(self) -> str | None:
+        """The folder suffix after `algo@`: the tag, or the fields that differ from the algorithm's
+        defaults (with the preset applied), or None when there are none."""
+        return self.tag or variant_name(self.config(), resolve_config(self.algo, self.preset, []))
+
+    @property
+    def key(self):
+        from sombench.store import RunKey
+
+        return RunKey(self.env_id, self.algo, self.variant, self.seed)
 
     def identity(self) -> dict[str, Any]:
         """What must match for a rerun to resume this run (not device, threads or checkpointing)."""
@@ -74,6 +94,47 @@ class RunSpec:
             "log_every": self.log_every,
             "algo_config": json_ready(dataclasses.asdict(self.config())),
         }
+
+
+def resolve_config(algo: str, preset: str | None, pairs: list[str]):
+    """The algorithm's config: defaults, then the named preset, then `key=value` pairs (all validated)."""
+    cls = algorithms.get(algo)
+    base = None
+    if preset is not None:
+        if preset not in cls.presets:
+            have = ", ".join(sorted(cls.presets)) or "none"
+            raise UserError(f"{algo} has no preset {preset!r} (its presets: {have})")
+        base = dict(cls.presets[preset])
+    return apply_overrides(cls.Config, pairs, base, base_name=f"{algo}'s preset {preset!r}")[0]
+
+
+_VARIANT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.=+-x")
+MAX_VARIANT = 64
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "x".join(_value_text(v) for v in value)
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def variant_name(config: Any, reference: Any) -> str | None:
+    """`key=value` for each field where `config` differs from `reference`, joined by '+', sorted by key
+    (e.g. `score_scale=10+num_score_samples=16`; widths as `64x64`); a short hash `cfg-1a2b3c4d` of
+    those differences when that is longer than 64 characters or holds characters unsafe in a folder name."""
+    ours, ref = dataclasses.asdict(config), dataclasses.asdict(reference)
+    diff = {k: ours[k] for k in sorted(ours) if ours[k] != ref.get(k)}
+    if not diff:
+        return None
+    text = "+".join(f"{k}={_value_text(v)}" for k, v in diff.items())
+    if len(text) <= MAX_VARIANT and set(text) <= _VARIANT_CHARS:
+        return text
+    digest = hashlib.sha1(json.dumps(json_ready(diff), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"cfg-{digest}"
 
 
 def json_ready(obj: Any) -> Any:
@@ -129,6 +190,13 @@ class MetricWindow:
             self.sums[key] = self.sums[key] + value if key in self.sums else value.detach().float().clone()
         self.count += 1
 
+    def non_finite(self) -> list[str]:
+        """Metrics whose window sum is NaN or inf (one host sync)."""
+        if not self.count:
+            return []
+        finite = torch.isfinite(torch.stack(list(self.sums.values()))).cpu().tolist()
+        return [k for k, ok in zip(self.sums, finite) if not ok]
+
     def flush(self) -> dict[str, float]:
         if not self.count:
             return {}
@@ -145,19 +213,15 @@ class MetricWindow:
         self.count = state["count"]
 
 
-def _read_rows(path: Path, upto: int) -> list[dict[str, Any]]:
-    if not path.exists() or path.stat().st_size == 0:
-        return []
-    frame = pd.read_csv(path)
-    return frame[frame["env_step"] <= upto].to_dict("records")
-
-
 def run_seed(spec: RunSpec, root: Path, report: Report | None = None) -> dict[str, Any]:
     """Train (or resume, or skip) one seed; returns an outcome dict. Never raises for a failed run."""
-    run = store.run_dir(root, spec.env_id, spec.algo, spec.seed)
+    run = store.Store(root).run_dir(spec.key)
     outcome = {"seed": spec.seed, "run": str(run)}
+    report = report or (lambda event: None)
     state = store.read_state(run)
     if state and state.get("state") == "done":
+        report({"kind": "end", "seed": spec.seed, "status": "skipped", "step": state.get("env_step"),
+                "total": spec.total_steps, "last_return": state.get("last_return")})
         return {**outcome, "status": "skipped", "steps": state.get("env_step"), "final_return": state.get("last_return")}
     run.mkdir(parents=True, exist_ok=True)
     try:
@@ -166,160 +230,242 @@ def run_seed(spec: RunSpec, root: Path, report: Report | None = None) -> dict[st
         return {**outcome, "status": "refused", "reason": str(exc)}
     store.remove_stale_temps(run)  # we hold the lock: any temp file is a dead writer's
     try:
-        return {**outcome, **_train(spec, run, report or (lambda event: None))}
+        return {**outcome, **Trainer(spec, run, report).train()}
     finally:
         store.release_lock(run)
 
 
-def _train(spec: RunSpec, run: Path, report: Report) -> dict[str, Any]:
-    torch.set_num_threads(spec.threads)
-    device = torch.device(spec.device)
-    cls = algorithms.get(spec.algo)
-    config = spec.config()
-    info = describe_env(spec.env_id)
-    env, eval_env = make_env(spec.env_id), make_env(spec.env_id)
-    scaler = ActionScaler(info.act_low, info.act_high)
-    seed_everything(spec.seed)
-    algo = cls(info.obs_dim, info.act_dim, config, device)
-    action_rng = np.random.default_rng(spec.seed)
-    window = MetricWindow()
-    eval_rows: list[dict[str, Any]] = []
-    train_rows: list[dict[str, Any]] = []
-    step, episodes, wall_before = 0, 0, 0.0
-    first_reset_seed: int | None = spec.seed
-    last_return = math.nan
-    ckpt_path = run / "checkpoint.pt"
+class Trainer:
+    """One seed's training loop, in named steps: restore, step, evaluate, checkpoint, finish."""
 
-    if ckpt_path.exists():
-        try:
-            ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-            algo.load_state_dict(ckpt["algo"])
-        except Exception as exc:
-            reason = f"checkpoint unreadable ({type(exc).__name__}); delete {ckpt_path} to restart this seed"
-            store.write_state(run, state="failed", env_step=0, total_steps=spec.total_steps, reason=reason)
-            return {"status": "failed", "reason": reason}
-        step, episodes, wall_before = ckpt["step"], ckpt["episodes"], ckpt["wall_s"]
+    def __init__(self, spec: RunSpec, run: Path, report: Report):
+        torch.set_num_threads(spec.threads)
+        self.spec, self.run, self.report = spec, run, report
+        self.device = torch.device(spec.device)
+        self.info = describe_env(spec.env_id)
+        self.env, self.eval_env = make_env(spec.env_id), make_env(spec.env_id)
+        self.scaler = ActionScaler(self.info.act_low, self.info.act_high)
+        seed_everything(spec.seed)
+        self.algo = algorithms.get(spec.algo)(self.info.obs_dim, self.info.act_dim, spec.config(), self.device)
+        self.action_rng = np.random.default_rng(spec.seed)
+        self.window = MetricWindow()
+        self.eval_rows: list[dict[str, Any]] = []
+        self.train_rows: list[dict[str, Any]] = []
+        self.step, self.episodes, self.wall_before = 0, 0, 0.0
+        self.first_reset_seed: int | None = spec.seed
+        self.last_return = math.nan
+        self.ckpt_path = run / "checkpoint.pt"
+        self.t_start = time.perf_counter()
+        self.start_step = 0
+        self.sps = RecentRate()
+
+    # -- restore --------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Continue from the checkpoint if there is one (rows past it are dropped: they are recomputed);
+        else record the run's config."""
+        spec = self.spec
+        if not self.ckpt_path.exists():
+            store.atomic_write_json(self.run / "config.json", {
+                "run": spec.identity(), "variant": spec.variant, "preset": spec.preset, "tag": spec.tag,
+                "device": spec.device, "threads": spec.threads, "checkpoint_every": spec.checkpoint_every,
+                "provenance": provenance(self.device, spec.command)})
+            return
+        ckpt = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        if json_ready(ckpt.get("identity")) != json_ready(spec.identity()):
+            raise CheckpointMismatch(f"{self.ckpt_path} belongs to another config; delete {self.run} to restart seed {spec.seed}")
+        self.algo.load_state_dict(ckpt["algo"])
+        self.step, self.episodes, self.wall_before = ckpt["step"], ckpt["episodes"], ckpt["wall_s"]
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
-        action_rng.bit_generator.state = rng["actions"]
+        self.action_rng.bit_generator.state = rng["actions"]
         env_rng = np.random.Generator(np.random.PCG64())
         env_rng.bit_generator.state = rng["env"]
-        env.unwrapped.np_random = env_rng
-        window.load_state_dict(ckpt["metrics"], device)
-        eval_rows = _read_rows(run / "eval.csv", step)
-        train_rows = _read_rows(run / "train.csv", step)
-        if eval_rows:
-            last_return = eval_rows[-1]["return_mean"]
-        first_reset_seed = None
-    else:
-        store.atomic_write_json(run / "config.json", {"run": spec.identity(), "device": spec.device, "threads": spec.threads,
-                                                     "checkpoint_every": spec.checkpoint_every, "provenance": provenance(device, spec.command)})
+        self.env.unwrapped.np_random = env_rng
+        self.window.load_state_dict(ckpt["metrics"], self.device)
+        self.eval_rows = _rows_upto(store.read_eval(self.run), self.step)
+        self.train_rows = _rows_upto(store.read_train(self.run), self.step)
+        if self.eval_rows:
+            self.last_return = self.eval_rows[-1]["return_mean"]
+        self.first_reset_seed = None
 
-    start_step, t_start = step, time.perf_counter()
+    # -- files ----------------------------------------------------------------------------------
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t_start
 
-    def wall() -> float:
-        return wall_before + time.perf_counter() - t_start
+    def save_tables(self) -> None:
+        store.atomic_write_csv(self.run / "eval.csv", self.eval_rows, store.EVAL_COLUMNS)
+        columns = list(dict.fromkeys(["env_step", *(k for row in self.train_rows for k in row)]))
+        store.atomic_write_csv(self.run / "train.csv", self.train_rows, columns)  # a header even with no rows
 
-    def save_tables() -> None:
-        store.atomic_write_csv(run / "eval.csv", eval_rows, store.EVAL_COLUMNS)
-        store.atomic_write_csv(run / "train.csv", train_rows)
+    def save_state(self, state: str, **extra: Any) -> None:
+        store.write_state(self.run, state=state, env_step=self.step, total_steps=self.spec.total_steps, episodes=self.episodes,
+                          last_return=None if math.isnan(self.last_return) else self.last_return, **extra)
 
-    def save_state(state: str, **extra: Any) -> None:
-        store.write_state(run, state=state, env_step=step, total_steps=spec.total_steps, episodes=episodes,
-                          last_return=None if math.isnan(last_return) else last_return, **extra)
-
-    def save_checkpoint() -> None:
-        store.atomic_torch_save(ckpt_path, {
+    def checkpoint(self) -> None:
+        self.check_finite()
+        self.save_tables()
+        store.atomic_torch_save(self.ckpt_path, {
             "format": CHECKPOINT_FORMAT,
-            "identity": spec.identity(),
-            "step": step,
-            "episodes": episodes,
-            "wall_s": wall(),
-            "algo": algo.state_dict(),
-            "metrics": window.state_dict(),
+            "identity": self.spec.identity(),
+            "step": self.step,
+            "episodes": self.episodes,
+            "wall_s": self.wall(),
+            "algo": self.algo.state_dict(),
+            "metrics": self.window.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "numpy": np.random.get_state(),
                 "python": random.getstate(),
-                "actions": action_rng.bit_generator.state,
-                "env": env.unwrapped.np_random.bit_generator.state,
+                "actions": self.action_rng.bit_generator.state,
+                "env": self.env.unwrapped.np_random.bit_generator.state,
             },
         })
 
-    save_state("running")
-    report({"kind": "start", "seed": spec.seed, "step": step, "total": spec.total_steps, "last_return": last_return})
-    next_checkpoint = step + spec.checkpoint_every
-    obs = None
-    last_report_t = time.perf_counter()
-    try:
-        while step < spec.total_steps:
-            if obs is None:
-                raw_obs, _ = env.reset(seed=first_reset_seed)
-                obs, first_reset_seed = flat(raw_obs), None
-            if step < algo.warmup_steps:
-                action = action_rng.uniform(-1.0, 1.0, info.act_dim).astype(np.float32)
-            else:
-                action = np.clip(algo.act(obs, deterministic=False), -1.0, 1.0)
-            raw_next, reward, terminated, truncated, _ = env.step(scaler.to_env(action))
-            next_obs = flat(raw_next)
-            algo.observe(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
-            obs = None if (terminated or truncated) else next_obs
-            episodes += obs is None
-            step += 1
+    # -- the loop -------------------------------------------------------------------------------
+    def check_finite(self) -> None:
+        """NonFiniteLoss if a metric of the current window is NaN/inf: one host sync, taken before every
+        evaluation, checkpoint and log row, so no evaluation or checkpoint follows a diverged update."""
+        bad = self.window.non_finite()
+        if bad:
+            raise NonFiniteLoss(f"non-finite {', '.join(bad)} by env step {self.step}")
 
-            if step >= algo.warmup_steps:
-                metrics = algo.train_step()
-                if metrics:
-                    window.add(metrics)
-            if step % spec.log_every == 0 or step == spec.total_steps:
-                means = window.flush()
-                if means:
-                    bad = [k for k, v in means.items() if not math.isfinite(v)]
-                    if bad:
-                        raise NonFiniteLoss(f"non-finite {', '.join(bad)} by env step {step}")
-                    train_rows.append({"env_step": step, **means, "wall_s": round(wall(), 3)})
-            if step % spec.eval_every == 0 or step == spec.total_steps:
-                returns = evaluate(algo, eval_env, scaler, spec.eval_episodes, spec.seed, step)
-                last_return = float(returns.mean())
-                eval_rows.append({"env_step": step, "return_mean": last_return, "return_std": float(returns.std()),
-                                  "episodes": spec.eval_episodes, "wall_s": round(wall(), 3)})
-                save_tables()
-                save_state("running")
-            if obs is None and step >= next_checkpoint and step < spec.total_steps:
-                save_tables()
-                save_checkpoint()
-                next_checkpoint = step + spec.checkpoint_every
-            now = time.perf_counter()
-            if now - last_report_t > 0.5 or step == spec.total_steps:
-                report({"kind": "progress", "seed": spec.seed, "step": step, "total": spec.total_steps,
-                        "sps": (step - start_step) / max(now - t_start, 1e-9), "last_return": last_return})
-                last_report_t = now
-    except KeyboardInterrupt:
-        save_state("interrupted", reason="interrupted by the user")
-        raise
-    except NonFiniteLoss as exc:
-        save_tables()
-        save_state("failed", reason=str(exc))
-        report({"kind": "end", "seed": spec.seed, "status": "failed"})
-        return {"status": "failed", "reason": str(exc), "steps": step}
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        store.atomic_write_bytes(run / "error.log", traceback.format_exc().encode())
-        save_tables()
-        save_state("failed", reason=reason + " (traceback in error.log)")
-        report({"kind": "end", "seed": spec.seed, "status": "failed"})
-        return {"status": "failed", "reason": reason, "steps": step}
-    finally:
-        env.close()
-        eval_env.close()
+    def env_step(self, obs: np.ndarray | None) -> np.ndarray | None:
+        """One env step and, after warm-up, one training step; returns the next observation (None at an episode end)."""
+        algo = self.algo
+        if obs is None:
+            raw_obs, _ = self.env.reset(seed=self.first_reset_seed)
+            obs, self.first_reset_seed = flat(raw_obs), None
+        if self.step < algo.warmup_steps:
+            action = self.action_rng.uniform(-1.0, 1.0, self.info.act_dim).astype(np.float32)
+        else:
+            action = np.clip(algo.act(obs, deterministic=False), -1.0, 1.0)
+        raw_next, reward, terminated, truncated, _ = self.env.step(self.scaler.to_env(action))
+        next_obs = flat(raw_next)
+        algo.observe(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+        self.step += 1
+        done = terminated or truncated
+        self.episodes += bool(done)
+        if self.step >= algo.warmup_steps:
+            metrics = algo.train_step()
+            if metrics:
+                self.window.add(metrics)
+        return None if done else next_obs
 
-    save_tables()
-    save_checkpoint()
-    save_state("done", sps=round((step - start_step) / max(time.perf_counter() - t_start, 1e-9), 2))
-    report({"kind": "end", "seed": spec.seed, "status": "done"})
-    return {"status": "done", "steps": step, "final_return": last_return}
+    def log(self) -> None:
+        self.check_finite()
+        means = self.window.flush()
+        if means:
+            self.train_rows.append({"env_step": self.step, **means, "wall_s": round(self.wall(), 3)})
+
+    def evaluate(self) -> None:
+        self.check_finite()
+        spec = self.spec
+        returns = evaluate(self.algo, self.eval_env, self.scaler, spec.eval_episodes, spec.seed, self.step)
+        self.last_return = float(returns.mean())
+        self.eval_rows.append({"env_step": self.step, "return_mean": self.last_return, "return_std": float(returns.std()),
+                               "episodes": spec.eval_episodes, "wall_s": round(self.wall(), 3)})
+        self.save_tables()
+        self.save_state("running")
+
+    def progress(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or self.sps.due(now):
+            self.sps.update(now, self.step)
+            self.report({"kind": "progress", "seed": self.spec.seed, "step": self.step, "total": self.spec.total_steps,
+                         "sps": self.sps.rate, "warmup": self.algo.warmup_steps, "last_return": self.last_return})
+
+    def train(self) -> dict[str, Any]:
+        spec = self.spec
+        try:
+            self.restore()
+        except CheckpointMismatch as exc:
+            self.close()
+            return {"status": "refused", "reason": str(exc)}
+        except Exception as exc:
+            self.close()
+            reason = f"checkpoint unreadable ({type(exc).__name__}); delete {self.ckpt_path} to restart this seed"
+            self.save_state("failed", reason=reason)
+            return {"status": "failed", "reason": reason}
+        self.start_step, self.t_start = self.step, time.perf_counter()
+        self.sps.update(self.t_start, self.step)
+        self.save_state("running")
+        self.report({"kind": "start", "seed": spec.seed, "step": self.step, "total": spec.total_steps, "last_return": self.last_return,
+                     "warmup": self.algo.warmup_steps})
+        next_checkpoint = self.step + spec.checkpoint_every
+        obs = None
+        try:
+            while self.step < spec.total_steps:
+                obs = self.env_step(obs)
+                last = self.step == spec.total_steps
+                if self.step % spec.log_every == 0 or last:
+                    self.log()
+                if self.step % spec.eval_every == 0 or last:
+                    self.evaluate()
+                if obs is None and self.step >= next_checkpoint and not last:
+                    self.checkpoint()
+                    next_checkpoint = self.step + spec.checkpoint_every
+                self.progress(force=last)
+        except KeyboardInterrupt:
+            self.save_state("interrupted", reason="interrupted by the user; rerun the same command to resume")
+            raise
+        except NonFiniteLoss as exc:
+            return self.fail(str(exc))
+        except Exception as exc:
+            store.atomic_write_bytes(self.run / "error.log", traceback.format_exc().encode())
+            return self.fail(f"{type(exc).__name__}: {exc}".splitlines()[0] + " (traceback in error.log)")
+        finally:
+            self.close()
+        return self.finish()
+
+    def fail(self, reason: str) -> dict[str, Any]:
+        self.save_tables()
+        self.save_state("failed", reason=reason)
+        self.report({"kind": "end", "seed": self.spec.seed, "status": "failed"})
+        return {"status": "failed", "reason": reason, "steps": self.step}
+
+    def finish(self) -> dict[str, Any]:
+        self.checkpoint()
+        sps = round((self.step - self.start_step) / max(time.perf_counter() - self.t_start, 1e-9), 2)
+        with contextlib.suppress(FileNotFoundError):
+            (self.run / "error.log").unlink()  # a failure this run has now recovered from
+        self.save_state("done", sps=sps)
+        self.report({"kind": "end", "seed": self.spec.seed, "status": "done", "step": self.step, "total": self.spec.total_steps,
+                     "last_return": self.last_return})
+        return {"status": "done", "steps": self.step, "final_return": self.last_return}
+
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()
+
+
+class CheckpointMismatch(Exception):
+    """The checkpoint was written by a run with another identity."""
+
+
+class RecentRate:
+    """Env steps per second over the last ~10 s (an exponential average of per-interval rates), so the
+    progress bar's speed and ETA follow the current phase rather than the run's average."""
+
+    def __init__(self, every: float = 0.5, horizon: float = 10.0):
+        self.every, self.horizon = every, horizon
+        self.t = self.step = None
+        self.rate: float | None = None
+
+    def due(self, now: float) -> bool:
+        return self.t is None or now - self.t >= self.every
+
+    def update(self, now: float, step: int) -> None:
+        if self.t is not None and now > self.t and step > self.step:
+            inst = (step - self.step) / (now - self.t)
+            w = min(1.0, (now - self.t) / self.horizon)
+            self.rate = inst if self.rate is None else (1 - w) * self.rate + w * inst
+        self.t, self.step = now, step
+
+
+def _rows_upto(frame: pd.DataFrame, upto: int) -> list[dict[str, Any]]:
+    return frame[frame["env_step"] <= upto].to_dict("records") if len(frame) else []

@@ -1,7 +1,7 @@
 """The results store: one folder per run, written only by atomic replacement.
 
     <store>/.sombench-store                 marker: this folder is a sombench store (format version)
-    <store>/<env>/<algo>/seed_<k>/
+    <store>/<env>/<algo>[@<variant>]/seed_<k>/
         config.json     resolved config, command line, versions, git commit, hardware
         eval.csv        env_step, return_mean, return_std, episodes, wall_s
         train.csv       env_step and the algorithm's metrics (averaged over each logging window)
@@ -11,11 +11,17 @@
 
 Every file is written to a temporary sibling and renamed over the target, so a reader (or a run
 killed at any instant) sees either the old or the new file, never half of one.
+
+A run is identified by env, algorithm, variant and seed. The variant names a config other than the
+algorithm's defaults (`som@score_scale=10`, or a `--tag`); no variant means the defaults (or the
+preset its command applies, e.g. `sombench bandit`'s). `Store` owns the layout, the iteration over
+runs (typed `RunRecord`s), the checks that a folder is a store and a run is readable, and locking.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -27,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from sombench.errors import UserError
 
@@ -74,6 +79,8 @@ def atomic_write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] 
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
+    import torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -91,35 +98,51 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def check_store(root: Path) -> None:
-    """Raise UserError unless `root` is a sombench store, an empty folder, or can be created."""
+def _read_marker(marker: Path) -> dict[str, Any] | None:
+    try:
+        info = read_json(marker)
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("format") == FORMAT else None
+
+
+def _foreign_entries(root: Path) -> list[Path]:
+    """Entries that no sombench process writes: anything but the marker and our temporary files. A
+    second process starting beside the first may see the first's marker still as a temporary file."""
+    return [p for p in root.iterdir() if p.name != MARKER and not (p.name.startswith(f".{MARKER}.") and p.name.endswith(".tmp"))]
+
+
+def check_store(root: Path, writable: bool = True) -> None:
+    """Raise UserError unless `root` is a sombench store, an empty folder, or can be created; with
+    `writable`, unless this process can also write there."""
     root = Path(root)
     if root.exists():
         if not root.is_dir():
             raise UserError(f"results path {root} is a file, not a folder; pass --results DIR")
         marker = root / MARKER
         if marker.exists():
-            try:
-                info = read_json(marker)
-                ok = isinstance(info, dict) and info.get("format") == FORMAT
-            except (OSError, ValueError):
-                ok = False
-            if not ok:
+            info = _read_marker(marker)
+            if info is None:
                 raise UserError(f"{marker} is corrupt; restore it or choose another --results folder")
             if info.get("version", 0) > VERSION:
                 raise UserError(f"{root} was written by a newer sombench (store version {info['version']}); upgrade sombench")
-        elif any(root.iterdir()):
+        elif _foreign_entries(root):
             raise UserError(f"{root} is not a sombench results store (no {MARKER}); choose an empty or new --results folder")
         target = root
     else:
         target = _nearest_existing(root)
         if not target.is_dir():
             raise UserError(f"cannot create results folder {root}: {target} is not a folder")
+    if writable:
+        _probe_writable(target, f"results folder {root} is not writable; choose another with --results DIR")
+
+
+def _probe_writable(folder: Path, message: str) -> None:
     try:  # a real probe: permission bits say nothing to root, nor of read-only or special filesystems
-        with tempfile.TemporaryFile(dir=target):
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError:
-        raise UserError(f"results folder {root} is not writable; choose another with --results DIR") from None
+        raise UserError(message) from None
 
 
 def init_store(root: Path) -> None:
@@ -130,8 +153,13 @@ def init_store(root: Path) -> None:
         atomic_write_json(root / MARKER, {"format": FORMAT, "version": VERSION})
 
 
-def run_dir(root: Path, env_id: str, algo: str, seed: int) -> Path:
-    return Path(root) / env_id / algo / f"seed_{seed}"
+def algo_folder(algo: str, variant: str | None = None) -> str:
+    """The folder of an algorithm's runs: `algo`, or `algo@variant`."""
+    return f"{algo}@{variant}" if variant else algo
+
+
+def run_dir(root: Path, env_id: str, algo: str, seed: int, variant: str | None = None) -> Path:
+    return Path(root) / env_id / algo_folder(algo, variant) / f"seed_{seed}"
 
 
 def iter_run_dirs(root: Path) -> Iterator[Path]:
@@ -141,7 +169,7 @@ def iter_run_dirs(root: Path) -> Iterator[Path]:
 
 
 def run_key(root: Path, run: Path) -> tuple[str, str, str]:
-    """(env id, algorithm, seed folder name) of a run folder: the inverse of `run_dir`."""
+    """(env id, algorithm folder, seed folder name) of a run folder: the inverse of `run_dir`."""
     parts = run.relative_to(root).parts
     return "/".join(parts[:-2]), parts[-2], parts[-1]
 
@@ -225,3 +253,167 @@ def effective_state(run: Path) -> dict[str, Any]:
     if state.get("state") == "running" and lock_holder(run) is None:
         state = {**state, "state": "interrupted"}
     return state
+
+
+# -- reading runs -------------------------------------------------------------------------------
+class DamagedRun(Exception):
+    """A run file that exists but cannot be read as sombench wrote it (the message says which and why)."""
+
+
+def read_eval(run: Path) -> pd.DataFrame:
+    """The run's eval.csv (empty frame if none yet); DamagedRun if its header or values are not ours."""
+    return _read_table(run / "eval.csv", EVAL_COLUMNS)
+
+
+def read_train(run: Path) -> pd.DataFrame:
+    """The run's train.csv (empty frame if none yet); DamagedRun if it is not a table with env_step."""
+    return _read_table(run / "train.csv", ["env_step"])
+
+
+def _read_table(path: Path, required: list[str]) -> pd.DataFrame:
+    if not path.exists() or not path.read_bytes().strip():
+        return pd.DataFrame(columns=required)  # not written yet (or, before this fix, a lone newline)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DamagedRun(f"{path.name} is unreadable ({type(exc).__name__})") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DamagedRun(f"{path.name} lacks column(s) {', '.join(missing)}")
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise DamagedRun(f"{path.name} has non-numeric values in column {column}")
+    if len(frame) and not frame["env_step"].is_monotonic_increasing:
+        raise DamagedRun(f"{path.name} has env_step values out of order")
+    return frame
+
+
+@dataclasses.dataclass(frozen=True)
+class RunKey:
+    """What identifies a run in the store."""
+
+    env: str
+    algo: str
+    variant: str | None
+    seed: int
+
+    @property
+    def label(self) -> str:
+        """`algo` or `algo@variant`: the row name in tables and plots."""
+        return algo_folder(self.algo, self.variant)
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One run folder as the readers see it: its key, effective state and config, and whether it is damaged."""
+
+    key: RunKey
+    path: Path
+    state: dict[str, Any]
+    config: dict[str, Any] | None
+    damage: str | None = None
+    """Why this run cannot be read (it is then listed and flagged, never averaged in)."""
+
+    @property
+    def status(self) -> str:
+        return "damaged" if self.damage else str(self.state.get("state", "unknown"))
+
+    @property
+    def total_steps(self) -> int | None:
+        value = self.state.get("total_steps")
+        if value is None and self.config:
+            value = self.config.get("run", {}).get("total_steps")
+        return int(value) if isinstance(value, (int, float)) else None
+
+    def evals(self) -> pd.DataFrame:
+        """eval.csv; a damaged file marks the record damaged and gives an empty frame."""
+        try:
+            return read_eval(self.path)
+        except DamagedRun as exc:
+            self.damage = str(exc)
+            return pd.DataFrame(columns=EVAL_COLUMNS)
+
+
+class Store:
+    """A results store folder: its layout, checks, iteration over runs and their locks."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def check(self, writable: bool = True) -> None:
+        check_store(self.root, writable)
+
+    def check_readable(self) -> None:
+        """For readers: UserError unless the folder exists and is a sombench store."""
+        if not self.root.exists():
+            raise UserError(f"no results store at {self.root}; run `sombench run` first or pass --results DIR")
+        check_store(self.root, writable=False)
+
+    def init(self) -> None:
+        init_store(self.root)
+
+    def run_dir(self, key: RunKey) -> Path:
+        return run_dir(self.root, key.env, key.algo, key.seed, key.variant)
+
+    def key_of(self, path: Path) -> RunKey | None:
+        env, folder, seed_dir = run_key(self.root, path)
+        algo, _, variant = folder.partition("@")
+        seed_text = seed_dir.removeprefix("seed_")
+        if not seed_text.isdigit():
+            return None
+        return RunKey(env, algo, variant or None, int(seed_text))
+
+    def record(self, key: RunKey) -> RunRecord:
+        return self._record(key, self.run_dir(key))
+
+    def _record(self, key: RunKey, path: Path) -> RunRecord:
+        damage = None
+        config = None
+        if (path / "config.json").exists():
+            try:
+                config = read_json(path / "config.json")
+                if not isinstance(config, dict) or not isinstance(config.get("run"), dict):
+                    raise ValueError
+            except (OSError, ValueError):
+                config, damage = None, "config.json is corrupt"
+        state = effective_state(path)
+        if state.get("state") == "unknown" and damage is None and config is None:
+            damage = "no config.json or state.json (not a run sombench finished setting up)"
+        return RunRecord(key, path, state, config, damage)
+
+    def runs(self, envs: list[str] | None = None, algos: list[str] | None = None) -> list[RunRecord]:
+        """Every run, sorted; `algos` matches an algorithm name (all its variants) or an exact `algo@variant`."""
+        out = []
+        for path in iter_run_dirs(self.root):
+            key = self.key_of(path)
+            if key is None:
+                continue
+            if envs and key.env not in envs:
+                continue
+            if algos and key.algo not in algos and key.label not in algos:
+                continue
+            out.append(self._record(key, path))
+        return out
+
+    def stored_identity(self, key: RunKey) -> dict[str, Any] | None:
+        """The identity recorded in a run's config.json, None if the run has none yet; UserError if corrupt."""
+        path = self.run_dir(key)
+        record = self._record(key, path)
+        if record.config is None and (path / "config.json").exists():
+            raise UserError(f"{path / 'config.json'} is corrupt; delete {path} to restart seed {key.seed}")
+        return record.config["run"] if record.config else None
+
+    def check_resumable(self, key: RunKey) -> None:
+        """UserError (one line, with the remedy) if an existing run cannot be resumed or written to."""
+        path = self.run_dir(key)
+        if not path.exists():
+            return
+        for reader in (read_eval, read_train):
+            try:
+                reader(path)
+            except DamagedRun as exc:
+                raise UserError(f"{path}: {exc}; restore the file or delete {path} to restart seed {key.seed}") from None
+        _probe_writable(path, f"run folder {path} is not writable; fix its permissions or use another --results folder")
+        holder = lock_holder(path)
+        if holder is not None:
+            raise UserError(f"{path} is being run by pid {holder.get('pid')} on {holder.get('host')}; wait for it to finish or stop it")

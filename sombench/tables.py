@@ -12,6 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from sombench import render
 from sombench.aggregate import ResultTable
 
 FLAG = "†"
@@ -70,28 +71,24 @@ def footnotes(table: ResultTable) -> list[str]:
     return notes
 
 
-def to_rich(table: ResultTable, title: str) -> Group:
+def grid(table: ResultTable, title: str) -> render.Grid:
     header, rows, marks = _grid(table)
-    out = Table(title=title)
-    for i, h in enumerate(header):
-        out.add_column(h, justify="left" if i == 0 else "right")
-    for row, mark in zip(rows, marks):
-        out.add_row(*[Text(text, style={1: "bold", 2: "underline"}.get(m, "")) for text, m in zip(row, mark)])
-    return Group(out, *[Text(n, style="dim") for n in footnotes(table)])
+    return render.Grid(title, header, rows, marks, footnotes(table))
+
+
+def to_rich(table: ResultTable, title: str) -> Group:
+    return render.to_rich(grid(table, title))
 
 
 def to_markdown(table: ResultTable, title: str) -> str:
-    header, rows, marks = _grid(table)
-    wrap = {1: "**{}**", 2: "<u>{}</u>"}
-    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    for row, mark in zip(rows, marks):
-        lines.append("| " + " | ".join(wrap.get(m, "{}").format(t) for t, m in zip(row, mark)) + " |")
-    lines += [""] + [f"{n}  " for n in footnotes(table)]
-    return "\n".join(lines) + "\n"
+    return render.to_markdown(grid(table, title))
 
 
 def _latex_escape(text: str) -> str:
-    return text.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+    text = text.replace("\\", r"\textbackslash{}")
+    for char in "_%&#$":
+        text = text.replace(char, "\\" + char)
+    return text.replace("±", r"$\pm$").replace("≥", r"$\geq$").replace("≤", r"$\leq$")
 
 
 def to_latex(table: ResultTable, title: str) -> str:

@@ -55,3 +55,11 @@ def tree(path: Path) -> list[str]:
 @pytest.fixture(autouse=True)
 def _quiet_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+
+
+def run_path(results: Path, env: str, algo: str, seed: int = 0) -> Path:
+    """The one run folder of `algo` (any variant: tests shrink configs with --set) for env and seed."""
+    found = sorted(p for p in (Path(results) / env).glob(f"{algo}*/seed_{seed}")
+                   if p.parent.name == algo or p.parent.name.startswith(f"{algo}@"))
+    assert len(found) == 1, f"expected one {algo} run of seed {seed} under {results}/{env}, found {found}"
+    return found[0]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tree
-from sombench import bandits
-from sombench.bandit_eval import aggregate_reports, mode_report
+from conftest import tree, run_path
+from sombench.bandit import tasks as bandits
+from sombench.bandit.evaluate import aggregate_reports, mode_report
 from sombench.envs import describe_env, make_env
 from test_cli import assert_one_line_error
 
@@ -134,19 +134,19 @@ def test_bandit_command_writes_files_and_json(cli, tmp_path):
     code, out, err = cli(args)
     assert code == 0, err
     payload = json.loads(out)
-    assert payload["perturb"] == "bump:0.5,0.3" and payload["overrides"][0] == "warmup_steps=500"
+    assert payload["perturb"] == "bump:0.5,0.3" and payload["preset"] == "bandit"
     for group, env_id in [("clean", "sombench/TwoMoons-v0"), ("perturbed", "sombench/TwoMoons-bump0.5x0.3-v0")]:
-        run = tmp_path / env_id / "sac" / "seed_0"
+        run = run_path(tmp_path, env_id, "sac")
         seed = payload[group]["seeds"][0]
         assert payload[group]["env"] == env_id and seed["n"] == 1000 and set(seed["counts"]) == {"upper", "lower"}
         assert seed["source"] == "generate(obs, noise)"
         assert json.loads((run / "bandit_modes.json").read_text())["counts"] == seed["counts"]
         assert (run / "bandit_arrows.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert json.loads((tmp_path / env_id / "sac" / "bandit_modes.json").read_text())["aggregate"]["n"] == 1000
+        assert json.loads((run.parent / "bandit_modes.json").read_text())["aggregate"]["n"] == 1000
         config = json.loads((run / "config.json").read_text())["run"]
         assert config["env"] == env_id and config["algo_config"]["warmup_steps"] == 100  # the user's --set wins
-    assert (tmp_path / "sombench/TwoMoons-bump0.5x0.3-v0/sac/seed_0/bandit_perturbation.png").exists()
-    assert not (tmp_path / "sombench/TwoMoons-v0/sac/seed_0/bandit_perturbation.png").exists()
+    assert (run_path(tmp_path, "sombench/TwoMoons-bump0.5x0.3-v0", "sac") / "bandit_perturbation.png").exists()
+    assert not (run_path(tmp_path, "sombench/TwoMoons-v0", "sac") / "bandit_perturbation.png").exists()
     # a rerun trains nothing (finished seeds are skipped) and prints the same counts
     code, out2, _ = cli(args)
     assert code == 0 and json.loads(out2)["perturbed"]["seeds"][0]["counts"] == payload["perturbed"]["seeds"][0]["counts"]
@@ -156,7 +156,7 @@ def test_bandit_command_som_score_field(cli, tmp_path):
     code, out, err = cli(["bandit", "--algo", "som", "--seeds", "1", "--steps", "120", "--results", str(tmp_path), "--threads", "1",
                           *TINY, "--set", "num_score_samples=8", "--set", "num_particles=4"])
     assert code == 0, err
-    run = tmp_path / "sombench/EightGaussians-v0/som/seed_0"
+    run = run_path(tmp_path, "sombench/EightGaussians-v0", "som")
     assert {"bandit_arrows.png", "bandit_score_field.png", "bandit_modes.json"} <= {p.name for p in run.iterdir()}
     assert "N" in out and "goal" in out
     assert json.loads((run / "config.json").read_text())["run"]["algo_config"]["score_scale"] == 12.5  # the bandit default
@@ -170,7 +170,7 @@ def test_bandit_command_som_score_field(cli, tmp_path):
         (["--algo", "sac", "--perturb", "bump:0.5"], "bad --perturb 'bump:0.5'"),
         (["--algo", "nope"], "unknown algorithm 'nope'"),
         (["--algo", "sac", "--format", "xml"], "unknown --format 'xml'"),
-        (["--algo", "sac", "--steps", "0"], "--steps must be a positive integer"),
+        (["--algo", "sac", "--steps", "0"], "--steps expects a positive integer"),
         (["--algo", "som", "--set", "score_scale=big"], "score_scale: expected"),
     ],
 )

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_run_args, tree
+from conftest import run_path, tiny_run_args, tree
+
+TINY_LABEL = "sac@batch_size=32+hidden_sizes=32x32+warmup_steps=200"  # the variant derived from conftest.TINY_SAC
 
 
 def assert_one_line_error(code, out, err, needle):
@@ -26,7 +28,7 @@ def assert_one_line_error(code, out, err, needle):
         (["run", "--algo", "sac", "--env", "NoSuchEnv-v0", "--steps", "10"], "unknown environment 'NoSuchEnv-v0'"),
         (["run", "--algo", "sac", "--env", "CartPole-v1", "--steps", "10"], "Discrete action space"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--seeds", "0"], "--seeds must be a positive integer"),
-        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "-5"], "--steps must be a positive integer"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "-5"], "--steps expects a positive integer"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1"], "Pendulum-v1 has no paper budget; pass --steps N"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--set", "batchsize=3"], "unknown config key 'batchsize'"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--set", "batch_size=big"], "batch_size: expected int"),
@@ -79,10 +81,12 @@ def test_unwritable_results_folder(cli, tmp_path):
 
 
 def test_mismatched_rerun_is_refused(cli, tmp_path):
-    code, _, _ = cli(tiny_run_args(tmp_path, steps=200))
+    """A tag names one config: the same tag with another config is refused (without a tag, another
+    --set is another variant, see test_two_configs_of_one_algorithm_share_a_store)."""
+    code, _, _ = cli(tiny_run_args(tmp_path, steps=200, extra=("--tag", "mine")))
     assert code == 0
     before = tree(tmp_path)
-    code, out, err = cli(tiny_run_args(tmp_path, steps=200, extra=("--set", "actor_lr=1e-3")))
+    code, out, err = cli(tiny_run_args(tmp_path, steps=200, extra=("--tag", "mine", "--set", "actor_lr=1e-3")))
     assert_one_line_error(code, out, err, "was run with other settings (algo_config.actor_lr 0.0003 -> 0.001)")
     assert tree(tmp_path) == before
 
@@ -106,13 +110,14 @@ def test_status_json_lists_runs(cli, tmp_path):
     rows = json.loads(out)
     assert code == 0
     assert [(r["env"], r["algo"], r["seed"], r["steps_done"], r["steps_total"], r["state"]) for r in rows] == [
-        ("Pendulum-v1", "sac", 0, 200, 200, "done"), ("Pendulum-v1", "sac", 1, 200, 200, "done")]
+        ("Pendulum-v1", TINY_LABEL, 0, 200, 200, "done"), ("Pendulum-v1", TINY_LABEL, 1, 200, 200, "done")]
     assert all(isinstance(r["last_return"], float) for r in rows)
 
 
 def test_finished_seeds_are_skipped(cli, tmp_path):
     assert cli(tiny_run_args(tmp_path, steps=200))[0] == 0
-    eval_before = (tmp_path / "Pendulum-v1/sac/seed_0/eval.csv").read_bytes()
+    run = run_path(tmp_path, "Pendulum-v1", "sac")
+    eval_before = (run / "eval.csv").read_bytes()
     code, out, _ = cli(tiny_run_args(tmp_path, steps=200))
     assert code == 0 and "skipped" in out
-    assert (tmp_path / "Pendulum-v1/sac/seed_0/eval.csv").read_bytes() == eval_before
+    assert (run / "eval.csv").read_bytes() == eval_before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import invoke
+from conftest import invoke, run_path
 from sombench import store
 
 # Pendulum-v1 returns: a random or untrained policy scores about -1,200 to -1,500 per episode;
@@ -17,7 +17,7 @@ def train_pendulum(results, *extra: str) -> float:
     args = ["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "5000", "--seeds", "1", "--results", str(results),
             "--eval-every", "5000", "--eval-episodes", "10", "--device", "cpu", "--set", "warmup_steps=1000", *extra]
     assert invoke(args) == 0
-    return float(pd.read_csv(store.run_dir(results, "Pendulum-v1", "sac", 0) / "eval.csv")["return_mean"].iloc[-1])
+    return float(pd.read_csv(run_path(results, "Pendulum-v1", "sac", 0) / "eval.csv")["return_mean"].iloc[-1])
 
 
 @pytest.mark.slow

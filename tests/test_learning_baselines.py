@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import invoke
+from conftest import invoke, run_path
 from sombench import store
 
 SMALL = ("hidden_sizes=64,64", "batch_size=64", "warmup_steps=500", "critic_lr=1e-3")
@@ -32,7 +32,7 @@ def final_return(results, algo: str, env: str, steps: int, episodes: int, *sets:
     for pair in (*SMALL, *sets):
         args += ["--set", pair]
     assert invoke(args) == 0
-    return float(pd.read_csv(store.run_dir(results, env, algo, 0) / "eval.csv")["return_mean"].iloc[-1])
+    return float(pd.read_csv(run_path(results, env, algo, 0) / "eval.csv")["return_mean"].iloc[-1])
 
 
 def mfp_bandit(results, actor_lr: str) -> float:

@@ -18,7 +18,7 @@ import torch
 import algorithms
 from algorithms.common.base import OffPolicyAlgorithm
 from algorithms.common.config import Interval, OffPolicyConfig, param
-from conftest import invoke, tiny_run_args
+from conftest import invoke, tiny_run_args, run_path
 from killable_env import ENV_ID
 from sombench import store
 from sombench.runner import RunSpec, run_seed
@@ -34,7 +34,7 @@ def test_same_seed_same_numbers(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert invoke(tiny_run_args(a, steps=600)) == 0
     assert invoke(tiny_run_args(b, steps=600)) == 0
-    ra, rb = store.run_dir(a, "Pendulum-v1", "sac", 0), store.run_dir(b, "Pendulum-v1", "sac", 0)
+    ra, rb = run_path(a, "Pendulum-v1", "sac", 0), run_path(b, "Pendulum-v1", "sac", 0)
     pd.testing.assert_series_equal(read(ra, "eval.csv")["return_mean"], read(rb, "eval.csv")["return_mean"])
     ta, tb = read(ra, "train.csv").drop(columns="wall_s"), read(rb, "train.csv").drop(columns="wall_s")
     pd.testing.assert_frame_equal(ta, tb)
@@ -43,8 +43,8 @@ def test_same_seed_same_numbers(tmp_path):
 
 def test_different_seeds_differ(tmp_path):
     assert invoke(tiny_run_args(tmp_path, steps=400, seeds=2)) == 0
-    r0 = read(store.run_dir(tmp_path, "Pendulum-v1", "sac", 0), "eval.csv")["return_mean"]
-    r1 = read(store.run_dir(tmp_path, "Pendulum-v1", "sac", 1), "eval.csv")["return_mean"]
+    r0 = read(run_path(tmp_path, "Pendulum-v1", "sac", 0), "eval.csv")["return_mean"]
+    r1 = read(run_path(tmp_path, "Pendulum-v1", "sac", 1), "eval.csv")["return_mean"]
     assert not np.allclose(r0, r1)
 
 
@@ -57,7 +57,6 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
     """
     steps = 1400
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    run = store.run_dir(killed, ENV_ID, "sac", 0)
     args = tiny_run_args(killed, steps=steps, env=ENV_ID)
     code = f"import killable_env; from sombench.cli import main; main({args!r})"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
@@ -68,6 +67,7 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
         proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "SOMBENCH_KILL_AFTER_STEPS": str(kill_after)},
                               capture_output=True)
         assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+        run = run_path(killed, ENV_ID, "sac", 0)
         assert store.effective_state(run)["state"] == "interrupted"
         checkpoints.append(int(torch.load(run / "checkpoint.pt", weights_only=False)["step"]))
         for name in ("eval.csv", "train.csv"):  # rows past the checkpoint may be there; never a torn file
@@ -85,7 +85,7 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
     assert list(ev["env_step"]) == list(range(200, steps + 1, 200))
     assert list(read(run, "train.csv")["env_step"]) == list(range(200, steps + 1, 100))
     assert store.read_state(run)["state"] == "done"
-    ref = read(store.run_dir(clean, ENV_ID, "sac", 0), "eval.csv")
+    ref = read(run_path(clean, ENV_ID, "sac", 0), "eval.csv")
     pd.testing.assert_series_equal(ev["return_mean"], ref["return_mean"])
     assert not list(run.glob(".*tmp"))  # no temporary file survives
 
@@ -136,7 +136,7 @@ class RandomAgent(OffPolicyAlgorithm):
 def test_buffer_flags_termination_not_truncation(tmp_path):
     spec = RunSpec(algo="test-random", env_id="SombenchCorridor-v0", seed=3, total_steps=400, eval_every=400, eval_episodes=1)
     assert run_seed(spec, tmp_path)["status"] == "done"
-    buf = torch.load(store.run_dir(tmp_path, "SombenchCorridor-v0", "test-random", 3) / "checkpoint.pt",
+    buf = torch.load(run_path(tmp_path, "SombenchCorridor-v0", "test-random", 3) / "checkpoint.pt",
                      weights_only=False)["algo"]["buffer"]["storage"]
     x_next = buf["next_obs"][:, 0]
     expected = (x_next.abs() >= 1.0).float()
@@ -152,7 +152,7 @@ def test_nan_loss_fails_that_seed_and_others_go_on(cli, tmp_path):
                         "--results", str(tmp_path), "--eval-every", "100", "--eval-episodes", "1", "--log-every", "50",
                         "--set", "warmup_steps=20", "--set", "nan_seed=1"])
     assert code == 1
-    states = {s: store.read_state(store.run_dir(tmp_path, "SombenchCorridor-v0", "test-random", s)) for s in range(3)}
+    states = {s: store.read_state(run_path(tmp_path, "SombenchCorridor-v0", "test-random", s)) for s in range(3)}
     assert states[1]["state"] == "failed" and "non-finite loss by env step 50" in states[1]["reason"]
     assert states[0]["state"] == states[2]["state"] == "done"
     code, out, _ = cli(["status", "--results", str(tmp_path), "--format", "json"])
@@ -164,7 +164,7 @@ def test_warmup_actions_are_uniform(tmp_path):
     spec = RunSpec(algo="sac", env_id="Pendulum-v1", seed=0, total_steps=2000, eval_every=2000, eval_episodes=1,
                    set_pairs=("hidden_sizes=8", "batch_size=8", "warmup_steps=2000"))
     assert run_seed(spec, tmp_path)["status"] == "done"
-    actions = torch.load(store.run_dir(tmp_path, "Pendulum-v1", "sac", 0) / "checkpoint.pt",
+    actions = torch.load(run_path(tmp_path, "Pendulum-v1", "sac", 0) / "checkpoint.pt",
                          weights_only=False)["algo"]["buffer"]["storage"]["action"].numpy().ravel()
     counts, _ = np.histogram(actions, bins=4, range=(-1, 1))
     assert actions.min() >= -1 and actions.max() <= 1
@@ -173,7 +173,7 @@ def test_warmup_actions_are_uniform(tmp_path):
 
 def test_config_records_provenance(tmp_path):
     assert invoke(tiny_run_args(tmp_path, steps=200)) == 0
-    cfg = store.read_json(store.run_dir(tmp_path, "Pendulum-v1", "sac", 0) / "config.json")
+    cfg = store.read_json(run_path(tmp_path, "Pendulum-v1", "sac", 0) / "config.json")
     assert cfg["run"]["algo_config"]["hidden_sizes"] == [32, 32]
     assert cfg["run"]["algo_config"]["actor_lr"] == 3e-4
     prov = cfg["provenance"]

@@ -14,9 +14,10 @@ from algorithms.common.meanflow import meanflow_target, sample_times
 from algorithms.common.schedules import VESchedule, VPSchedule
 from algorithms.common.score import mc_score
 from algorithms.som import SOM, SOMConfig
-from conftest import invoke
-from sombench import som_lab, store
-from sombench.mixtures import eight_gaussians, mode_counts
+from conftest import invoke, run_path
+from labs import som_lab
+from sombench import store
+from sombench.bandit.mixtures import eight_gaussians, mode_counts
 
 MIX = eight_gaussians()
 
@@ -179,7 +180,7 @@ def train_som_bandit(results, *extra: str) -> float:
     for pair in GATE6_SETTINGS + extra:
         args += ["--set", pair]
     assert invoke(args) == 0
-    returns = pd.read_csv(store.run_dir(results, "sombench/EightGaussians-v0", "som", 0) / "eval.csv")["return_mean"]
+    returns = pd.read_csv(run_path(results, "sombench/EightGaussians-v0", "som", 0) / "eval.csv")["return_mean"]
     return float(returns.iloc[-2:].mean())
 
 

@@ -163,7 +163,7 @@ def test_stats_and_paper_flags(cli, tmp_path):
 def test_plot_axes_cover_the_data(small_store, tmp_path):
     runs = aggregate.load_runs(small_store)
     table = aggregate.build_table(runs)
-    fig = plots.build_figure(runs, table)
+    fig = plots.build_figure(table)
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["E1", "E2", "Normalized (mean over envs)"]
     for ax, env in zip(axes, ["E1", "E2"]):
@@ -181,7 +181,7 @@ def test_plot_axes_cover_the_data(small_store, tmp_path):
             assert lo <= verts[:, 1].min() and verts[:, 1].max() <= hi
     plots.plt.close(fig)
     out = tmp_path / "fig.png"
-    plots.plot_curves(runs, table, out)
+    plots.plot_curves(table, out)
     assert out.stat().st_size > 10_000
 
 

@@ -47,6 +47,10 @@ class Algorithm(ABC):
     """T_d of the paper's Table 2: network evaluations to generate one action (None: not a generative policy)."""
     update_cycle: ClassVar[int] = 1
     """Updates after which the work pattern repeats (e.g. 2 for a policy delay of 2); latency averages over it."""
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Named config values for a setting other than the paper's MuJoCo runs (e.g. "bandit", which
+    `sombench bandit` applies before the user's --set); each key must be a field of `Config`, each value
+    in its domain (both checked), and the reason for each value is written beside it."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: Any, device: torch.device):
         self.obs_dim = int(obs_dim)
@@ -129,6 +133,10 @@ class OffPolicyAlgorithm(Algorithm, QValued):
     Its critic is `self.critic`, a twin critic of algorithms/common/critics.py (`min_q(obs, a)`)."""
 
     critic: nn.Module
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # The MuJoCo warm-ups (3e4, 1e5) exceed a whole bandit run; 500 uniform actions already cover the box.
+        "bandit": {"warmup_steps": 500},
+    }
 
     def __init__(self, obs_dim: int, act_dim: int, config: OffPolicyConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)

@@ -76,3 +76,44 @@ class ReplayBuffer:
             self.storage[k][: v.shape[0]] = v.to(self.device)
         self.ptr = int(state["ptr"])
         self.size = int(state["size"])
+
+    # -- indexed access (DIPO writes improved actions back into the rows it sampled) -------------
+    def sample_indices(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Row indices of a uniform sample with replacement: the same draw as `sample` makes, so
+        `gather(sample_indices(n))` is distributed (and, from the same RNG state, equal) as `sample(n)`."""
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        return torch.randint(0, self.size, (batch_size,), device=self.device, generator=generator)
+
+    def gather(self, idx: torch.Tensor, column: str = "action") -> Batch:
+        """The transitions at rows `idx`, with the action read from `column` ('action' or an extra column)."""
+        return Batch(*(self.storage[column if k == "action" else k][idx] for k in self.FIELDS))
+
+    def write_actions(self, idx: torch.Tensor, actions: torch.Tensor, column: str = "action") -> None:
+        """Overwrite the actions of filled rows `idx` (from `sample_indices`) in place; rows listed twice
+        must be given equal actions. The storage is what `state_dict` saves, so a checkpoint holds the
+        rewritten actions. (No bounds check against `size`: it would cost a device sync per update.)"""
+        self.storage[column][idx] = actions.detach().to(self.storage[column].dtype)
+
+
+class PolicyActionReplayBuffer(ReplayBuffer):
+    """A replay buffer with a second action column, `policy_action`, that starts as a copy of the
+    executed action and can be rewritten (DIPO's improved actions) while `action`, which the critic
+    learns from, keeps the action the environment received. The column is part of the storage, so it
+    is checkpointed and restored with the rest (only the filled rows, like every column)."""
+
+    COLUMN = "policy_action"
+
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device | str = "cpu"):
+        super().__init__(capacity, obs_dim, act_dim, device)
+        self.storage[self.COLUMN] = torch.empty((self.capacity, act_dim), dtype=torch.float32, device=self.device)
+
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
+        i = self.ptr
+        super().add(obs, action, reward, next_obs, terminated)
+        self.storage[self.COLUMN][i] = self.storage["action"][i]
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.COLUMN not in state["storage"]:
+            raise ValueError(f"checkpointed buffer has no {self.COLUMN!r} column")
+        super().load_state_dict(state)

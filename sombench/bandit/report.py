@@ -5,7 +5,7 @@ Per run folder (each written atomically):
     bandit_arrows.png         7 x 7 noise grid -> generated action over the reward heatmap
     bandit_score_field.png    |estimated score| beside the analytic one (algorithms with a score field)
     bandit_perturbation.png   Q landscape and samples at t = 0.75 .. 0, clean and perturbed (--perturb)
-Per algorithm folder, <results>/<env>/<algo>/bandit_modes.json: the per-seed reports and their aggregate.
+Per algorithm folder, <results>/<env>/<algo>[@<variant>]/bandit_modes.json: the per-seed reports and their aggregate.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 from rich.table import Table
 
 from sombench import store
-from sombench.bandit_eval import MODE_SAMPLES, TrainedBandit, aggregate_reports, mode_report
-from sombench.bandit_figures import arrow_plot, perturbation_plot, score_field_plot
-from sombench.bandits import BanditEnv, BanditTask, Perturbation
+from sombench.bandit.evaluate import MODE_SAMPLES, TrainedBandit, aggregate_reports, mode_report
+from sombench.bandit.figures import arrow_plot, perturbation_plot, score_field_plot
+from sombench.bandit.tasks import BanditEnv, BanditTask, Perturbation
 from sombench.runner import RunSpec
 
 
@@ -35,7 +35,7 @@ def _label(task: BanditTask, perturbation: Perturbation | None) -> str:
 def report_run(spec: RunSpec, root: Path, task: BanditTask, perturbation: Perturbation | None,
                clean_spec: RunSpec | None = None) -> dict[str, Any]:
     """Load a finished run, write its figures and mode counts into its folder, return the counts."""
-    run = store.run_dir(root, spec.env_id, spec.algo, spec.seed)
+    run = store.Store(root).run_dir(spec.key)
     tb = TrainedBandit(spec, run)
     points = tb.samples(MODE_SAMPLES, seed=spec.seed + 1_000_003)
     report = {"algo": spec.algo, "env": spec.env_id, "task": task.key, "perturb": perturbation.text if perturbation else None,
@@ -48,7 +48,7 @@ def report_run(spec: RunSpec, root: Path, task: BanditTask, perturbation: Pertur
         store.atomic_write_bytes(run / "bandit_score_field.png", score_png)
         files.append("bandit_score_field.png")
     if perturbation is not None and clean_spec is not None:
-        clean = TrainedBandit(clean_spec, store.run_dir(root, clean_spec.env_id, clean_spec.algo, clean_spec.seed))
+        clean = TrainedBandit(clean_spec, store.Store(root).run_dir(clean_spec.key))
         png = perturbation_plot([("clean", clean), (perturbation.text, tb)], task, task.reward,
                                 f"{spec.algo} on {task.key}, seed {spec.seed}: clean vs {perturbation.text} training "
                                 f"({spec.total_steps:,} steps); grey = clean reward")
@@ -59,9 +59,11 @@ def report_run(spec: RunSpec, root: Path, task: BanditTask, perturbation: Pertur
     return report
 
 
-def write_aggregate(root: Path, env_id: str, algo: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
+def write_aggregate(root: Path, spec: RunSpec, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write the seeds' reports and their aggregate beside the seed folders of `spec`'s algorithm (variant)."""
     aggregate = aggregate_reports(reports)
-    store.atomic_write_json(Path(root) / env_id / algo / "bandit_modes.json", {"seeds": reports, "aggregate": aggregate})
+    folder = store.Store(root).run_dir(spec.key).parent
+    store.atomic_write_json(folder / "bandit_modes.json", {"seeds": reports, "aggregate": aggregate})
     return aggregate
 
 

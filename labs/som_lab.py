@@ -8,7 +8,7 @@ pieces can be checked and each open choice refuted (docs/som-notes.md).
 Units are the bandit's own: actions in the box [-2.5, 2.5]^2 (the modes sit at radius sqrt 2, so a
 [-1, 1] box could not hold them), noise N(0, prior^2 I) in the same units.
 
-    python -m sombench.som_lab            # the tables of docs/som-notes.md (minutes on 2 cores)
+    python -m labs.som_lab                # the tables of docs/som-notes.md (minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from algorithms.common.meanflow import adaptive_weighted_loss, meanflow_target, 
 from algorithms.common.schedules import VESchedule, VPSchedule
 from algorithms.common.score import boltzmann_score
 from algorithms.som import MeanFlowActor, SOMConfig, som_velocity
-from sombench.mixtures import eight_gaussians, eight_gaussians_reward, mode_counts
+from sombench.bandit.mixtures import eight_gaussians, eight_gaussians_reward, mode_counts
 
 BOX = 2.5
 MIXTURE = eight_gaussians()

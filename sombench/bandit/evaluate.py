@@ -1,5 +1,4 @@
-"""What `sombench bandit` measures on a trained run: the generator's samples, their mode counts, and the
-recommended `--set` overrides per algorithm on the bandits.
+"""What `sombench bandit` measures on a trained run: the generator's samples and their mode counts.
 
 The harness knows no algorithm's internals: it asks the trained algorithm for the optional generator
 interface of algorithms/common/capabilities.py (`generate`, `rollout`, `samples_at`, `noise_std`, `q_value`,
@@ -14,7 +13,6 @@ by the same affine map, unclipped.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -24,36 +22,20 @@ import torch
 import algorithms
 from algorithms.common.capabilities import Generator, QValued
 from algorithms.common.spaces import ActionScaler
-from sombench.bandits import BanditTask
+from sombench.bandit.tasks import BanditTask
 from sombench.envs import describe_env
 from sombench.runner import RunSpec
 
 MODE_SAMPLES = 1000
 """Generator samples per mode count (Appendix H.3's counts)."""
-GOAL_TOTAL, GOAL_EACH = 0.80, 0.10
-"""The SOM issue's goal on eight-gaussians: >= 80% of samples in a high mode, each mode >= 10%."""
-
-# Recommended overrides on the bandits, applied before the user's --set (which win). Why:
-# - warmup_steps: the MuJoCo warm-ups (3e4, 1e5) exceed a whole bandit run; 500 uniform actions
-#   already cover the box. Applied to any algorithm whose config has the field.
-# - som: the box [-2.5, 2.5]^2 is 2.5x the [-1, 1] box SOM's defaults are tuned for, and its score
-#   scale w has units of 1/length, so w (and the VE noise widths) are rescaled: the lab's working
-#   bandit setting (VE, sigma 0.01 -> 1, w 5 in bandit units; docs/som-notes.md sections 4-5) is
-#   sigma 0.004 -> 0.4, w 12.5 in the algorithm's units. init_alpha 1: the bandit's exploration noise
-#   alpha * 0.1 starts at the box's scale, not at 5x it. eval_particles 1: evaluation returns score
-#   the generator alone. hidden 2 x 256, batch 128, K = 32: the CPU budget of docs/som-notes.md.
-BANDIT_OVERRIDES: dict[str, tuple[str, ...]] = {
-    "*": ("warmup_steps=500",),
-    "som": ("sde=ve", "sigma_min=0.004", "sigma_max=0.4", "score_scale=12.5", "init_alpha=1.0", "eval_particles=1",
-            "hidden_sizes=256,256", "batch_size=128", "num_score_samples=32"),
-}
+PRESET = "bandit"
+"""The algorithm preset `sombench bandit` applies before the user's --set (declared in each algorithm's
+class, `presets["bandit"]`, with the reason for each value)."""
 
 
-def bandit_overrides(algo: str) -> list[str]:
-    """The recommended --set pairs for `algo` on the bandits (only keys its config has)."""
-    fields = {f.name for f in dataclasses.fields(algorithms.get(algo).Config)}
-    pairs = list(BANDIT_OVERRIDES.get("*", ())) + list(BANDIT_OVERRIDES.get(algo, ()))
-    return [p for p in pairs if p.partition("=")[0] in fields]
+def preset_for(algo: str) -> str | None:
+    """The bandit preset's name if `algo` declares one."""
+    return PRESET if PRESET in algorithms.get(algo).presets else None
 
 
 # -- a trained run ----------------------------------------------------------------------------------
@@ -68,7 +50,7 @@ class TrainedBandit:
         self.device = torch.device(device)
         self.cls = algorithms.get(spec.algo)
         self.algo = self.cls(info.obs_dim, info.act_dim, spec.config(), self.device)
-        ckpt = torch.load(run / "checkpoint.pt", map_location=self.device, weights_only=False)
+        ckpt = torch.load(run / "checkpoint.pt", map_location=self.device, weights_only=False, mmap=True)
         self.algo.load_state_dict(ckpt["algo"])
         self.obs_dim, self.act_dim = info.obs_dim, info.act_dim
         self.generative = isinstance(self.algo, Generator)
@@ -132,14 +114,14 @@ class TrainedBandit:
 
 # -- mode counts -------------------------------------------------------------------------------------
 def mode_report(task: BanditTask, points: np.ndarray) -> dict[str, Any]:
-    """Counts per high-reward region, total and fractions; the goal check on eight-gaussians."""
+    """Counts per high-reward region, total and fractions; the task's goal check where it has one."""
     counts = task.modes(torch.as_tensor(points, dtype=torch.float64))
     n = len(points)
     total = sum(counts.values())
     report: dict[str, Any] = {"n": n, "rule": task.mode_rule, "counts": counts, "total": total, "fraction": total / n,
                               "mode_fractions": {k: v / n for k, v in counts.items()}}
-    if task.key == "eight-gaussians":
-        report["goal_met"] = bool(total / n >= GOAL_TOTAL and all(v / n >= GOAL_EACH for v in counts.values()))
+    if task.goal is not None:
+        report["goal_met"] = task.goal.met(total / n, [v / n for v in counts.values()])
     return report
 
 

@@ -1,0 +1,110 @@
+"""Training seeds with a live progress display: one bar per seed, in this process or a process pool.
+
+The bar shows steps done (compact: 120k/5M, so it fits 80 columns), the recent speed (the runner's
+average over the last ~10 s, not the run's average), the last evaluation return and an ETA that knows
+the run's phases: during the warm-up (uniform random actions, no updates, fast) it shows the time left
+in the warm-up only, since the training phase after it runs at a speed not yet seen.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import datetime as dt
+import math
+import multiprocessing
+import queue
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from sombench.runner import RunSpec, run_seed
+
+
+def compact(n: int | float | None) -> str:
+    """1234 -> '1234', 120000 -> '120k', 5000000 -> '5M', 1250000 -> '1.25M'."""
+    if n is None:
+        return "-"
+    n = int(n)
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if n >= 10 * size or (n >= size and n % size == 0):
+            return f"{n / size:.3g}{unit}"
+    return str(n)
+
+
+def fmt_return(value: Any) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def _duration(seconds: float) -> str:
+    return str(dt.timedelta(seconds=int(seconds)))
+
+
+def eta_text(step: int, total: int, warmup: int, sps: float | None) -> str:
+    """Time left, from the recent speed and the phase ahead."""
+    if step >= total:
+        return ""
+    if not sps or sps <= 0:
+        return "ETA ?"
+    if step < warmup:
+        return f"warm-up {_duration((min(warmup, total) - step) / sps)} left"
+    return f"ETA {_duration((total - step) / sps)}"
+
+
+def run_all(specs: list[RunSpec], root: Path, workers: int, console: Console) -> list[dict[str, Any]]:
+    """Train every spec (skipping finished seeds); one outcome dict per spec, in order."""
+    columns = [TextColumn("{task.description}", markup=False), BarColumn(bar_width=None),
+               TextColumn("{task.fields[steps]}", markup=False), TextColumn("{task.fields[sps]}", markup=False),
+               TextColumn("ret {task.fields[ret]}", markup=False), TextColumn("{task.fields[eta]}", markup=False)]
+    with Progress(*columns, console=console, transient=False, expand=False) as progress:
+        tasks = {i: progress.add_task(f"{s.key.label} s{s.seed}", total=s.total_steps, steps=f"0/{compact(s.total_steps)}",
+                                      sps="", ret="-", eta="") for i, s in enumerate(specs)}
+        by_seed = {(s.seed): i for i, s in enumerate(specs)}
+
+        def on_event(event: dict[str, Any], index: int | None = None) -> None:
+            task = tasks[by_seed[event["seed"]] if index is None else index]
+            total = event.get("total") or progress.tasks[task].total
+            if event["kind"] in ("start", "progress"):
+                sps = event.get("sps")
+                progress.update(task, completed=event["step"], steps=f"{compact(event['step'])}/{compact(total)}",
+                                sps=f"{sps:.0f} SPS" if sps else "", ret=fmt_return(event.get("last_return")),
+                                eta=eta_text(event["step"], total, event.get("warmup", 0), sps))
+            elif event["kind"] == "end":
+                step = event.get("step")
+                fields = {"eta": f"[{event['status']}]"}
+                if step is not None:
+                    fields.update(completed=step, steps=f"{compact(step)}/{compact(total)}", ret=fmt_return(event.get("last_return")))
+                progress.update(task, **fields)
+
+        if workers == 1 or len(specs) == 1:
+            return [run_seed(spec, root, lambda e, i=i: on_event(e, i)) for i, spec in enumerate(specs)]
+
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Manager() as manager, futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            events = manager.Queue()
+            pending = {pool.submit(_run_in_worker, spec, root, events): i for i, spec in enumerate(specs)}
+            results: dict[int, dict[str, Any]] = {}
+            while pending:
+                try:
+                    while True:
+                        on_event(events.get(timeout=0.2))
+                except queue.Empty:
+                    pass
+                for fut in [f for f in pending if f.done()]:
+                    i = pending.pop(fut)
+                    try:
+                        results[i] = fut.result()
+                    except Exception as exc:  # a worker that died outright (e.g. killed by the OS)
+                        results[i] = {"seed": specs[i].seed, "status": "failed", "reason": f"worker died: {exc}"}
+            while not events.empty():
+                on_event(events.get())
+            return [results[i] for i in range(len(specs))]
+
+
+def _run_in_worker(spec: RunSpec, root: Path, events) -> dict[str, Any]:
+    return run_seed(spec, root, events.put)
