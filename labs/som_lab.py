@@ -19,9 +19,8 @@ import time
 import torch
 
 from algorithms.common.meanflow import adaptive_weighted_loss, meanflow_target, sample_times
-from algorithms.common.schedules import VESchedule, VPSchedule
 from algorithms.common.score import boltzmann_score
-from algorithms.som import MeanFlowActor, SOMConfig, som_velocity
+from algorithms.som import SOM, SOMConfig
 from sombench.bandit.mixtures import eight_gaussians, eight_gaussians_reward, mode_counts
 
 BOX = 2.5
@@ -32,25 +31,19 @@ def reward(a: torch.Tensor) -> torch.Tensor:
     return eight_gaussians_reward(a, MIXTURE)
 
 
-def schedule_of(cfg: SOMConfig):
-    return VPSchedule(cfg.beta_min, cfg.beta_max) if cfg.sde == "vp" else VESchedule(cfg.sigma_min, cfg.sigma_max)
+def lab_som(cfg: SOMConfig) -> SOM:
+    """A state-free SOM (obs_dim 0, 2-D actions) built from `cfg`: the lab uses its schedule, prior, score
+    scale w, velocity (Eq. 6/8) and MeanFlow actor, so it tests SOM's own code, not a copy of it."""
+    return SOM(0, 2, dataclasses.replace(cfg, buffer_size=1), "cpu")
 
 
-def prior_std(cfg: SOMConfig) -> float:
-    return 1.0 if cfg.sde == "vp" else cfg.sigma_max
-
-
-def score_scale(cfg: SOMConfig) -> float:
-    return cfg.score_scale if cfg.score_scale is not None else (25.0 if cfg.sde == "vp" else 5.0)
-
-
-def field(cfg: SOMConfig, a: torch.Tensor, t: torch.Tensor, sign: float = 1.0, beta_q: float = 1.0,
+def field(som: SOM, a: torch.Tensor, t: torch.Tensor, sign: float = 1.0, beta_q: float = 1.0,
           generator: torch.Generator | None = None) -> torch.Tensor:
     """SOM's forward-time target velocity at (a, t) with Q = the true reward (standardized, Eq. 5)."""
-    sched = schedule_of(cfg)
-    s = boltzmann_score(reward, a, t, sched, cfg.num_score_samples, beta_q, cfg.standardize_q,
+    cfg = som.config
+    s = boltzmann_score(reward, a, t, som.schedule, cfg.num_score_samples, beta_q, cfg.standardize_q,
                         clip=BOX if cfg.clip_proposals else None, generator=generator)
-    return som_velocity(sched, cfg, score_scale(cfg), a, sign * s, t)
+    return som.velocity(a, sign * s, t)
 
 
 def summary(points: torch.Tensor) -> dict:
@@ -63,11 +56,12 @@ def summary(points: torch.Tensor) -> dict:
 def integrate_field(cfg: SOMConfig, n: int = 400, steps: int = 200, sign: float = 1.0, seed: int = 0) -> dict:
     """Euler steps of the generation ODE da = -v dt from t = 1 to 1e-3, starting at N(0, prior^2 I)."""
     g = torch.Generator().manual_seed(seed)
-    a = prior_std(cfg) * torch.randn((n, 2), generator=g)
+    som = lab_som(cfg)
+    a = som.prior_std * torch.randn((n, 2), generator=g)
     times = torch.linspace(1.0, 1e-3, steps + 1)
     for i in range(steps):
         t = torch.full((n, 1), float(times[i]))
-        a = (a - float(times[i] - times[i + 1]) * field(cfg, a, t, sign, generator=g)).detach()
+        a = (a - float(times[i] - times[i + 1]) * field(som, a, t, sign, generator=g)).detach()
     return summary(a)
 
 
@@ -81,11 +75,11 @@ class TrainResult:
         return self.history[-1][1]
 
 
-def one_step_samples(actor: MeanFlowActor, cfg: SOMConfig, n: int, generator: torch.Generator) -> torch.Tensor:
+def one_step_samples(som: SOM, n: int, generator: torch.Generator) -> torch.Tensor:
+    """SOM's one-step generation from its prior, clipped to the bandit's box (the lab's units)."""
     with torch.no_grad():
-        eps = prior_std(cfg) * torch.randn((n, 2), generator=generator)
-        zeros, empty = torch.zeros((n, 1)), torch.zeros((n, 0))
-        return (eps - actor(eps, zeros, zeros + 1.0, empty)).clamp(-BOX, BOX)
+        eps = som.prior_std * torch.randn((n, 2), generator=generator)
+        return som.actor.one_step(eps, torch.zeros((n, 0)), clip=BOX)
 
 
 def train_generator(cfg: SOMConfig, updates: int, target: str = "som", batch: int = 256, seed: int = 0,
@@ -99,8 +93,8 @@ def train_generator(cfg: SOMConfig, updates: int, target: str = "som", batch: in
     """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + 1)
-    sched = schedule_of(cfg)
-    actor = MeanFlowActor(0, 2, cfg)
+    som = lab_som(cfg)
+    sched, actor = som.schedule, som.actor
     opt = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr)
     buffer = (torch.rand((buffer_size, 2), generator=g) * 2 - 1) * BOX
     ptr, empty = 0, torch.zeros((batch, 0))
@@ -116,19 +110,19 @@ def train_generator(cfg: SOMConfig, updates: int, target: str = "som", batch: in
             scale, std = sched.marginal_kernel(t)
             v = sched.pf_ode_drift(a_t, MIXTURE.score(a_t, scale, std).float(), t)
         else:
-            v = field(cfg, a_t, t, generator=g)
+            v = field(som, a_t, t, generator=g)
         u, u_tgt = meanflow_target(lambda z, r_, t_: actor(z, r_, t_, empty), a_t, r, t, v)
         loss = adaptive_weighted_loss(u, u_tgt, cfg.loss_weight_power)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if target == "som":  # the generator's fresh samples enter the buffer, as env actions would
-            fresh = one_step_samples(actor, cfg, 16, g)
+            fresh = one_step_samples(som, 16, g)
             idx = (torch.arange(16) + ptr) % buffer_size
             buffer[idx] = fresh
             ptr = (ptr + 16) % buffer_size
         if step % eval_every == 0 or step == updates:
-            history.append((step, summary(one_step_samples(actor, cfg, 1000, g))))
+            history.append((step, summary(one_step_samples(som, 1000, g))))
     return TrainResult(history, time.perf_counter() - start)
 
 

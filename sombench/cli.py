@@ -331,10 +331,10 @@ def table(
 
 def check_output_file(out: Path) -> None:
     """UserError unless `out` is a writable .png/.pdf/.svg file path (not a folder)."""
-    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise UserError(f"--out {out}: use a .png, .pdf or .svg file name")
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'figure2.png'}")
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise UserError(f"--out {out}: use a .png, .pdf or .svg file name")
     parent = out.parent if out.parent != Path("") else Path(".")
     existing = parent
     while not existing.exists():

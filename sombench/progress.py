@@ -1,6 +1,6 @@
 """Training seeds with a live progress display: one bar per seed, in this process or a process pool.
 
-The bar shows steps done (compact: 120k/5M, so it fits 80 columns), the recent speed (the runner's
+The bar shows steps done (compact: 120k/5M, so it fits 80 columns), the recent speed in steps/s (the runner's
 average over the last ~10 s, not the run's average), the last evaluation return and an ETA that knows
 the run's phases: during the warm-up (uniform random actions, no updates, fast) it shows the time left
 in the warm-up only, since the training phase after it runs at a speed not yet seen.
@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Column
 
 from sombench.runner import RunSpec, run_seed
 
@@ -27,9 +28,10 @@ def compact(n: int | float | None) -> str:
     if n is None:
         return "-"
     n = int(n)
-    for unit, size in (("M", 1_000_000), ("k", 1_000)):
-        if n >= 10 * size or (n >= size and n % size == 0):
-            return f"{n / size:.3g}{unit}"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.3g}M"
+    if n >= 10_000 or (n >= 1_000 and n % 1_000 == 0):
+        return f"{n / 1e3:.3g}k"
     return str(n)
 
 
@@ -58,9 +60,15 @@ def eta_text(step: int, total: int, warmup: int, sps: float | None) -> str:
 
 def run_all(specs: list[RunSpec], root: Path, workers: int, console: Console) -> list[dict[str, Any]]:
     """Train every spec (skipping finished seeds); one outcome dict per spec, in order."""
-    columns = [TextColumn("{task.description}", markup=False), BarColumn(bar_width=None),
-               TextColumn("{task.fields[steps]}", markup=False), TextColumn("{task.fields[sps]}", markup=False),
-               TextColumn("ret {task.fields[ret]}", markup=False), TextColumn("{task.fields[eta]}", markup=False)]
+    # Fits 80 columns: the label (which may name a long variant) yields first, then the bar.
+    label_width = max(12, console.width - 62)
+    fixed = dict(no_wrap=True, overflow="crop")
+    columns = [TextColumn("{task.description}", markup=False, table_column=Column(max_width=label_width, no_wrap=True, overflow="ellipsis")),
+               BarColumn(bar_width=max(4, min(30, console.width - 76))),
+               TextColumn("{task.fields[steps]}", markup=False, table_column=Column(min_width=9, **fixed)),
+               TextColumn("{task.fields[sps]}", markup=False, table_column=Column(min_width=6, **fixed)),
+               TextColumn("ret {task.fields[ret]}", markup=False, table_column=Column(min_width=10, **fixed)),
+               TextColumn("{task.fields[eta]}", markup=False, table_column=Column(min_width=9, **fixed))]
     with Progress(*columns, console=console, transient=False, expand=False) as progress:
         tasks = {i: progress.add_task(f"{s.key.label} s{s.seed}", total=s.total_steps, steps=f"0/{compact(s.total_steps)}",
                                       sps="", ret="-", eta="") for i, s in enumerate(specs)}
@@ -72,7 +80,7 @@ def run_all(specs: list[RunSpec], root: Path, workers: int, console: Console) ->
             if event["kind"] in ("start", "progress"):
                 sps = event.get("sps")
                 progress.update(task, completed=event["step"], steps=f"{compact(event['step'])}/{compact(total)}",
-                                sps=f"{sps:.0f} SPS" if sps else "", ret=fmt_return(event.get("last_return")),
+                                sps=f"{sps:.0f}/s" if sps else "", ret=fmt_return(event.get("last_return")),
                                 eta=eta_text(event["step"], total, event.get("warmup", 0), sps))
             elif event["kind"] == "end":
                 step = event.get("step")

@@ -280,7 +280,7 @@ def _read_table(path: Path, required: list[str]) -> pd.DataFrame:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DamagedRun(f"{path.name} lacks column(s) {', '.join(missing)}")
-    for column in frame.columns:
+    for column in frame.columns if len(frame) else ():  # a header alone reads as text columns
         if not pd.api.types.is_numeric_dtype(frame[column]):
             raise DamagedRun(f"{path.name} has non-numeric values in column {column}")
     if len(frame) and not frame["env_step"].is_monotonic_increasing:
@@ -313,6 +313,7 @@ class RunRecord:
     config: dict[str, Any] | None
     damage: str | None = None
     """Why this run cannot be read (it is then listed and flagged, never averaged in)."""
+    _evals: pd.DataFrame | None = dataclasses.field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -326,12 +327,14 @@ class RunRecord:
         return int(value) if isinstance(value, (int, float)) else None
 
     def evals(self) -> pd.DataFrame:
-        """eval.csv; a damaged file marks the record damaged and gives an empty frame."""
-        try:
-            return read_eval(self.path)
-        except DamagedRun as exc:
-            self.damage = str(exc)
-            return pd.DataFrame(columns=EVAL_COLUMNS)
+        """eval.csv (read once); a damaged file marks the record damaged and gives an empty frame."""
+        if self._evals is None:
+            try:
+                self._evals = read_eval(self.path)
+            except DamagedRun as exc:
+                self.damage = self.damage or str(exc)
+                self._evals = pd.DataFrame(columns=EVAL_COLUMNS)
+        return self._evals
 
 
 class Store:
@@ -379,7 +382,9 @@ class Store:
         state = effective_state(path)
         if state.get("state") == "unknown" and damage is None and config is None:
             damage = "no config.json or state.json (not a run sombench finished setting up)"
-        return RunRecord(key, path, state, config, damage)
+        record = RunRecord(key, path, state, config, damage)
+        record.evals()  # a damaged eval.csv marks the record damaged
+        return record
 
     def runs(self, envs: list[str] | None = None, algos: list[str] | None = None) -> list[RunRecord]:
         """Every run, sorted; `algos` matches an algorithm name (all its variants) or an exact `algo@variant`."""

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
+import torch
 
+import algorithms
+from algorithms.common.base import OffPolicyAlgorithm
+from algorithms.common.config import Interval, OffPolicyConfig, param
 from sombench.cli import main
 
 # A SAC small enough that a 1,000-step run takes seconds on 2 CPU cores. Only the network widths,
@@ -63,3 +70,50 @@ def run_path(results: Path, env: str, algo: str, seed: int = 0) -> Path:
                    if p.parent.name == algo or p.parent.name.startswith(f"{algo}@"))
     assert len(found) == 1, f"expected one {algo} run of seed {seed} under {results}/{env}, found {found}"
     return found[0]
+
+
+# -- a test environment that terminates, to check bootstrapping semantics ---------------------
+class Corridor(gym.Env):
+    """x moves by the action; reaching |x| >= 1 terminates; a time limit of 8 steps truncates."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = gym.spaces.Box(-0.5, 0.5, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = float(self.np_random.uniform(-0.2, 0.2))
+        return np.array([self.x], np.float32), {}
+
+    def step(self, action):
+        self.x += float(action[0])
+        return np.array([self.x], np.float32), -abs(self.x), abs(self.x) >= 1.0, False, {}
+
+
+if "SombenchCorridor-v0" not in gym.registry:
+    gym.register("SombenchCorridor-v0", entry_point=Corridor, max_episode_steps=8)
+
+
+@dataclasses.dataclass
+class RandomConfig(OffPolicyConfig):
+    warmup_steps: int = 10**9
+    nan_seed: int = param(-1, Interval(int))
+    """Report a NaN loss when the run's seed equals this."""
+
+
+@algorithms.register
+class RandomAgent(OffPolicyAlgorithm):
+    """Acts uniformly at random; its 'loss' is NaN for one chosen seed, and its update raises while the
+    environment variable SOMBENCH_TEST_RAISE is set (to test failure handling)."""
+
+    name = "test-random"
+    description = "test only"
+    Config = RandomConfig
+
+    def act(self, obs, deterministic=False):
+        return np.random.uniform(-1, 1, self.act_dim).astype(np.float32)
+
+    def update(self, batch):
+        if os.environ.get("SOMBENCH_TEST_RAISE"):
+            raise RuntimeError("raised on purpose by the test")
+        bad = torch.initial_seed() == self.config.nan_seed
+        return {"loss": torch.tensor(float("nan") if bad else 1.0)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -10,14 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pandas as pd
 import torch
 
-import algorithms
-from algorithms.common.base import OffPolicyAlgorithm
-from algorithms.common.config import Interval, OffPolicyConfig, param
 from conftest import invoke, tiny_run_args, run_path
 from killable_env import ENV_ID
 from sombench import store
@@ -90,47 +85,7 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
     assert not list(run.glob(".*tmp"))  # no temporary file survives
 
 
-# -- a test environment that terminates, to check bootstrapping semantics ---------------------
-class Corridor(gym.Env):
-    """x moves by the action; reaching |x| >= 1 terminates; a time limit of 8 steps truncates."""
-
-    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
-    action_space = gym.spaces.Box(-0.5, 0.5, (1,), np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.x = float(self.np_random.uniform(-0.2, 0.2))
-        return np.array([self.x], np.float32), {}
-
-    def step(self, action):
-        self.x += float(action[0])
-        return np.array([self.x], np.float32), -abs(self.x), abs(self.x) >= 1.0, False, {}
-
-
-gym.register("SombenchCorridor-v0", entry_point=Corridor, max_episode_steps=8)
-
-
-@dataclasses.dataclass
-class RandomConfig(OffPolicyConfig):
-    warmup_steps: int = 10**9
-    nan_seed: int = param(-1, Interval(int))
-    """Report a NaN loss when the run's seed equals this."""
-
-
-@algorithms.register
-class RandomAgent(OffPolicyAlgorithm):
-    """Acts uniformly at random; its 'loss' is NaN for one chosen seed (to test failure handling)."""
-
-    name = "test-random"
-    description = "test only"
-    Config = RandomConfig
-
-    def act(self, obs, deterministic=False):
-        return np.random.uniform(-1, 1, self.act_dim).astype(np.float32)
-
-    def update(self, batch):
-        bad = torch.initial_seed() == self.config.nan_seed
-        return {"loss": torch.tensor(float("nan") if bad else 1.0)}
+# Corridor (SombenchCorridor-v0) and the test-random algorithm live in conftest.py.
 
 
 def test_buffer_flags_termination_not_truncation(tmp_path):

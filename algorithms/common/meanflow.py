@@ -66,15 +66,16 @@ class MeanFlowActor(nn.Module):
     def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([z, r, t, obs], dim=-1))
 
-    def one_step(self, eps: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        """One-step generation a = eps - u(eps, 0, 1, s), clipped to the action box [-1, 1]. The (r, t) =
-        (0, 1) columns are cached per batch size, so acting allocates nothing it can reuse."""
+    def one_step(self, eps: torch.Tensor, obs: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
+        """One-step generation a = eps - u(eps, 0, 1, s), clipped to the action box [-clip, clip] (the
+        algorithms' [-1, 1]; labs/som_lab.py works in the bandit's own units). The (r, t) = (0, 1) columns
+        are cached per batch size, so acting allocates nothing it can reuse."""
         key = (eps.shape[0], eps.device)
         times = self._one_step_times.get(key)
         if times is None:
             times = (eps.new_zeros((eps.shape[0], 1)), eps.new_ones((eps.shape[0], 1)))
             self._one_step_times[key] = times
-        return (eps - self(eps, *times, obs)).clamp(-1.0, 1.0)
+        return (eps - self(eps, *times, obs)).clamp(-clip, clip)
 
 
 class MeanFlowPolicy(BestOfNActing):
