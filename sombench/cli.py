@@ -111,12 +111,16 @@ def check_checkpoint(spec, run: Path) -> None:
         return
     import torch
 
-    from sombench.runner import json_ready
+    from sombench.runner import CHECKPOINT_FORMAT, json_ready
 
     try:
-        identity = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("identity")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        identity = checkpoint.get("identity")
     except Exception:
         raise UserError(f"{path} is unreadable; delete it to restart seed {spec.seed} from scratch") from None
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} has checkpoint format {checkpoint.get('format')!r}, not {CHECKPOINT_FORMAT} (another sombench "
+                        f"version); delete it to restart seed {spec.seed}")
     if json_ready(identity) != json_ready(spec.identity()):
         raise UserError(f"{path} was written by another config than {run / 'config.json'}; delete {run} to restart seed {spec.seed}")
 
@@ -379,9 +383,9 @@ def plot(
 @app.command(epilog="Example: sombench latency --algos sac --repeats 30 --paper")
 def latency(
     algos: list[str] = typer.Option([], "--algos", metavar=NAMES, help="Only these algorithms (repeatable or comma-separated; default: all registered)."),
-    env: str = typer.Option("HalfCheetah-v4", "--env", help="Env whose observation and action shapes are used (the paper: HalfCheetah-v4)."),
+    env: Optional[str] = typer.Option(None, "--env", help="Env whose observation and action shapes are used (default: the paper's HalfCheetah-v4)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    repeats: int = typer.Option(30, "--repeats", help="Timed repeats per measurement (the paper: 30)."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed repeats per measurement (default: the paper's 30)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch.set_num_threads (default: torch's own, recorded)."),
     fmt: str = typer.Option("rich", "--format", help="rich, md, csv or json."),
     paper: bool = typer.Option(False, "--paper", help="Also print the paper's Table 2 and ratio columns (each algorithm / SOM)."),
@@ -394,6 +398,8 @@ def latency(
 
     if fmt not in lat.FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use {', '.join(lat.FORMATS)}")
+    env = env or lat.DEFAULT_ENV
+    repeats = repeats if repeats is not None else lat.DEFAULT_REPEATS
     positive(repeats, "--repeats")
     positive(threads, "--threads")
     names = _names(algos)

@@ -52,6 +52,15 @@ def cli(capsys):
     return run
 
 
+def assert_one_line_error(code, out, err, needle):
+    """Bad input: exit code 2, one line on stderr that starts with `error:` and holds `needle`, no traceback."""
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:") and needle in lines[0], lines[0]
+    assert "Traceback" not in err + out
+
+
 def tree(path: Path) -> list[str]:
     """All files under `path`, relative, sorted (to check that nothing was written)."""
     if not path.exists():

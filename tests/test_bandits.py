@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tree, run_path
+from conftest import assert_one_line_error, run_path, tree
 from sombench.bandit import tasks as bandits
 from sombench.bandit.evaluate import aggregate_reports, mode_report
 from sombench.envs import describe_env, make_env
-from test_cli import assert_one_line_error
+
 
 SQ2 = math.sqrt(2)
 

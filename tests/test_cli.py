@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_path, tiny_run_args, tree
+from conftest import assert_one_line_error, run_path, tiny_run_args, tree
 
 TINY_LABEL = "sac@batch_size=32+hidden_sizes=32x32+warmup_steps=200"  # the variant derived from conftest.TINY_SAC
-
-
-def assert_one_line_error(code, out, err, needle):
-    assert code == 2, (code, out, err)
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:") and needle in lines[0], lines[0]
-    assert "Traceback" not in err + out
 
 
 @pytest.mark.parametrize(

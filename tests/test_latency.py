@@ -16,7 +16,7 @@ import torch
 from scipy import stats
 
 import algorithms
-from conftest import tree
+from conftest import assert_one_line_error, tree
 from sombench import latency as lat
 
 
@@ -221,11 +221,7 @@ def test_latency_help_has_example(cli):
 )
 def test_latency_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, args, needle):
     results = tmp_path / "results"
-    code, out, err = cli(["latency", "--results", str(results), *args])
-    assert code == 2, (code, out, err)
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], err
-    assert "Traceback" not in out + err
+    assert_one_line_error(*cli(["latency", "--results", str(results), *args]), needle)
     assert tree(tmp_path) == []
 
 
