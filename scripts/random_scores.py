@@ -1,6 +1,8 @@
 """Measure the random-policy reference scores shipped in `sombench/data/random_scores.csv`.
 
-    python -m sombench.reference [--episodes 50]
+    python scripts/random_scores.py [--episodes 50] [--out sombench/data/random_scores.csv]
+
+A maintainer script, not part of the installed package.
 
 A uniform random policy in the action box, evaluated exactly like any algorithm (undiscounted
 return of full episodes, each seeded from (seed 0, step 0, episode)). Used as the lower reference
@@ -41,7 +43,7 @@ def measure(env_id: str, episodes: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data" / "random_scores.csv")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "sombench" / "data" / "random_scores.csv")
     args = parser.parse_args()
     rows = []
     for env_id in PAPER_TASKS:
