@@ -56,12 +56,6 @@ def test_ve_estimator_matches_the_exact_score():
     assert err_big <= 0.3 * err_small, (err_big, err_small)
 
 
-@pytest.mark.parametrize("schedule, t0, k", [(VPSchedule(), 0.05, 1000), (VESchedule(0.01, 1.0), 0.8, 1000)])
-def test_flipped_estimator_sign_fails_the_gate(schedule, t0, k):
-    err, cos = estimator_error(schedule, t0, k, sign=-1.0)
-    assert err > 1.5 and cos < -0.9
-
-
 def test_velocity_field_lands_on_the_four_high_modes():
     res = som_lab.integrate_field(SOMConfig())  # VP, contracting reading, w = 25, K = 100
     assert res["in_mode"] >= 0.95, res
@@ -120,17 +114,135 @@ def tiny_som(**kw) -> SOM:
     return SOM(3, 2, cfg, torch.device("cpu"))
 
 
-def test_best_of_n_picks_argmax_min_q(monkeypatch):
+# -- SOM.score end to end: pairing, inverse temperature, standardisation, clipping ----------------
+class QuadraticCritic(torch.nn.Module):
+    """min_q(s, a) = -0.5 k |a - c(s)|^2 with a state-dependent centre c(s) = 0.5 s[:2]."""
+
+    def __init__(self, k: float):
+        super().__init__()
+        self.k = k
+
+    def centre(self, obs: torch.Tensor) -> torch.Tensor:
+        return 0.5 * obs[:, :2]
+
+    def min_q(self, obs: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return -0.5 * self.k * ((a - self.centre(obs)) ** 2).sum(-1)
+
+
+# three states, repeated in turn: a state/proposal pairing bug (repeat vs repeat_interleave) mixes centres
+STATES = torch.tensor([[1.2, -0.8, 0.0], [-1.0, 0.6, 1.0], [0.4, 1.4, -1.0]]).repeat(4, 1)
+
+
+def quadratic_som(sde: str, k_samples: int = 8192, **kw) -> SOM:
+    cfg = SOMConfig(hidden_sizes=(8,), sde=sde, num_score_samples=k_samples, buffer_size=1,
+                    **{"standardize_q": False, "clip_proposals": False, "inverse_temperature": 2.0, **kw})
+    som = SOM(3, 2, cfg, "cpu")
+    som.critic = QuadraticCritic(4.0)
+    return som
+
+
+@pytest.mark.parametrize("sde, t0", [("vp", 0.2), ("ve", 0.9)])
+def test_som_score_is_the_smoothed_boltzmann_score_of_a_state_dependent_critic(sde, t0):
+    """With beta_Q = 2 and Q = -2 |a - c(s)|^2, exp(beta_Q Q) is N(c(s), 1/8 I); diffused by the kernel
+    a_t = scale a_0 + std eps its score is (scale c(s) - a_t) / (scale^2 / 8 + std^2), per row's own state."""
+    torch.manual_seed(0)
+    som = quadratic_som(sde)
+    a_t = 0.5 * torch.randn(12, 2)
+    t = torch.full((12, 1), t0)
+    est = som.score(STATES, a_t, t)
+    scale, std = som.schedule.marginal_kernel(t)
+    exact = (scale * som.critic.centre(STATES) - a_t) / (scale**2 / 8 + std**2)
+    rel = float((est - exact).norm() / exact.norm())
+    cos = float(torch.nn.functional.cosine_similarity(est, exact, dim=1).min())
+    assert rel < 0.1 and cos > 0.98, (rel, cos)
+
+
+def test_som_score_defaults_to_beta_5_over_alpha_and_standardisation_removes_q_scale():
+    torch.manual_seed(0)
+    a_t, t = 0.5 * torch.randn(12, 2), torch.full((12, 1), 0.9)
+
+    def score(som):
+        torch.manual_seed(1)  # the same proposals
+        return som.score(STATES, a_t, t)
+
+    fixed = score(quadratic_som("ve", 512))
+    default = score(quadratic_som("ve", 512, inverse_temperature=None, init_alpha=2.5))  # 5 / 2.5 = 2
+    torch.testing.assert_close(default, fixed)
+    plain, shifted = quadratic_som("ve", 512, standardize_q=True), quadratic_som("ve", 512, standardize_q=True)
+    shifted.critic.min_q = lambda obs, a: 3.0 * QuadraticCritic(4.0).min_q(obs, a) + 7.0
+    torch.testing.assert_close(score(plain), score(shifted), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(score(plain), fixed)  # standardised: another inverse temperature in effect
+
+
+def test_clipped_proposals_carry_no_gradient():
+    som = quadratic_som("ve", 64, clip_proposals=True)
+    a_t = torch.tensor([[3.0, -3.0], [0.2, 0.1]]).repeat(6, 1)  # far outside the box: every proposal clipped
+    est = som.score(STATES, a_t, torch.full((12, 1), 0.2))  # sigma(0.2) = 0.025
+    assert torch.all(est[0::2] == 0) and torch.all(est[1::2].norm(dim=1) > 0)
+
+
+def tiny_som(**kw) -> SOM:
+    torch.manual_seed(0)
+    cfg = SOMConfig(hidden_sizes=(16,), batch_size=8, num_score_samples=4, num_particles=5, warmup_steps=0, **kw)
+    return SOM(3, 2, cfg, torch.device("cpu"))
+
+
+def test_best_of_n_picks_per_state_the_argmax_of_min_q_not_of_q1(monkeypatch):
+    """Candidate j of state s is (s, j / 10). Q1 = j always prefers j = 4; Q2 = 10 - 3 (j - 2 - s)^2 makes
+    min(Q1, Q2) pick j = 3 for state 0 and j = 4 for state 1. The real twin critic's min_q takes the min."""
     som = tiny_som()
-    cands = torch.tensor([[0.1, 0.1], [0.9, -0.2], [0.3, 0.3], [-0.5, 0.5], [0.0, 0.0]] * 2)
+    monkeypatch.setattr(som, "generate", lambda obs, noise=None: torch.stack(
+        [obs[:, 0], torch.arange(obs.shape[0], dtype=torch.float32) % 5 / 10], dim=1))
 
-    def fake_min_q(obs, act):
-        return -(act - torch.tensor([0.8, -0.1])).norm(dim=-1) + obs[:, 0]  # best: closest to (0.8, -0.1)
+    def twin_heads(x):  # x = [obs (3), action (2)]; channel 0 is each member's mean
+        s, j = x[..., 0], x[..., 4] * 10
+        q1, q2 = j, 10 - 3 * (j - 2 - s) ** 2
+        mean = torch.stack([q1, q2]).unsqueeze(-1)
+        return torch.cat([mean, torch.zeros_like(mean)], dim=-1)
 
-    monkeypatch.setattr(som, "generate", lambda obs, eps=None: cands[: obs.shape[0]])
-    monkeypatch.setattr(som.critic, "min_q", fake_min_q)
-    picked = som.best_of_n(torch.zeros(2, 3), 5)
-    torch.testing.assert_close(picked, torch.tensor([[0.9, -0.2], [0.9, -0.2]]))
+    monkeypatch.setattr(som.critic.net, "forward", twin_heads)
+    picked = som.best_of_n(torch.tensor([[0.0, 0, 0], [1.0, 0, 0]]), 5)
+    torch.testing.assert_close(picked, torch.tensor([[0.0, 0.3], [1.0, 0.4]]))
+
+
+def test_one_update_by_hand_critic_target_and_alpha_schedule(monkeypatch):
+    """The critic's backup is 0.2 r + 0.99 (1 - d) min of the target critic's means at the best-of-N next
+    action (0.2 r exactly at terminals); alpha takes one Adam step every alpha_delay updates, towards the
+    noise-entropy target: H(N(0, (0.1 alpha)^2 I_2)) = -1.77 > -1.8, so alpha falls by alpha_lr in log."""
+    import algorithms.som as som_module
+
+    som = tiny_som(alpha_delay=3, init_alpha=1.0)
+    fixed_next = torch.full((8, 2), 0.25)
+    calls, seen = [], {}
+    monkeypatch.setattr(som, "best_of_n", lambda obs, n: (calls.append((obs, n)), fixed_next)[1])
+    real = som_module.distributional_targets
+
+    def spy(t_mu, t_sigma, reward, terminated, gamma, generator=None):
+        out = real(t_mu, t_sigma, reward, terminated, gamma, generator)
+        seen.update(t_mu=t_mu, reward=reward, y=out[0])
+        return out
+
+    monkeypatch.setattr(som_module, "distributional_targets", spy)
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(torch.randn(8, 3, generator=g), torch.rand(8, 2, generator=g) * 2 - 1, torch.rand(8, generator=g),
+                  torch.randn(8, 3, generator=g), torch.tensor([1.0, 0, 1, 0, 0, 0, 1, 0]))
+    log_alphas = []
+    for _ in range(6):
+        with torch.no_grad():
+            expected_mu = som.critic_target(batch.next_obs, fixed_next)[0]
+        som.update(batch)
+        log_alphas.append(float(som.temperature.log_alpha))
+        torch.testing.assert_close(calls[-1][0], batch.next_obs)
+        assert calls[-1][1] == 5
+        torch.testing.assert_close(seen["t_mu"], expected_mu)
+        torch.testing.assert_close(seen["reward"], 0.2 * batch.reward)
+        y = 0.2 * batch.reward + 0.99 * (1 - batch.terminated) * expected_mu.min(dim=0).values
+        torch.testing.assert_close(seen["y"], y)
+        assert torch.equal(seen["y"][batch.terminated == 1], (0.2 * batch.reward)[batch.terminated == 1])
+    assert log_alphas[0] == log_alphas[1] == 0.0
+    assert log_alphas[2] == pytest.approx(-7e-3, abs=1e-5)
+    assert log_alphas[3] == log_alphas[4] == log_alphas[2]
+    assert log_alphas[5] < log_alphas[4] - 5e-3
 
 
 def test_act_and_update_run_and_stay_in_the_box():
