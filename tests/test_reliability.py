@@ -111,6 +111,7 @@ def test_a_lone_newline_train_csv_from_an_older_version_resumes(tmp_path):
 # fails here: values no field of that name may take, whatever its algorithm (a learning rate below 0,
 # a discount of 1, a network with a zero-width layer, ...). On top come the type-level bad values of
 # every field (nan and inf for floats, fractions for integers, words for numbers) and the domain's own.
+# A key (algo, field) holds values for one algorithm's field whose name means something else elsewhere.
 MUST_REFUSE = {
     "actor_lr": ["-1", "-1e-4"], "critic_lr": ["-1"], "alpha_lr": ["-0.1"], "gamma": ["1", "-0.1", "1.5"],
     "tau": ["0", "-0.5", "1.5"], "batch_size": ["0", "-5"], "buffer_size": ["0", "-1"], "warmup_steps": ["-1"],
@@ -120,7 +121,7 @@ MUST_REFUSE = {
     "alpha_delay": ["0"], "policy_delay": ["0"], "target_delay": ["0"], "sde": ["xyz", "VP"], "num_score_samples": ["0"],
     "score_scale": ["-1"], "sigma_min": ["0"], "sigma_max": ["0"], "beta_min": ["0", "-1"], "beta_max": ["0"],
     "r_equals_t_fraction": ["-0.1", "1.1"], "loss_weight_power": ["-1"], "score_dtype": ["float16"],
-    "entropy_samples": ["0", "1"], "gmm_components": ["0"], "vp_velocity": ["xyz"], "regression_target": ["xyz"],
+    ("dacer", "entropy_samples"): ["0", "1"], "gmm_components": ["0"], "vp_velocity": ["xyz"], "regression_target": ["xyz"],
     "ivc_weight": ["-1"], "score_eps": ["0"], "inverse_temperature": ["0", "-1"],
 }
 
@@ -142,7 +143,8 @@ def _bad_values() -> list[tuple[str, str, str]]:
     for name in ALGOS:
         cls = algorithms.get(name)
         for field, spec in cls.Config.__dataclass_fields__.items():
-            values = MUST_REFUSE.get(field, []) + _type_bad_values(str(spec.type)) + field_domain(cls.Config, field).bad_examples()
+            values = (MUST_REFUSE.get(field, []) + MUST_REFUSE.get((name, field), []) + _type_bad_values(str(spec.type))
+                      + field_domain(cls.Config, field).bad_examples())
             cases += [(name, field, bad) for bad in dict.fromkeys(values)]
     return cases
 

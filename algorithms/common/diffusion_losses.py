@@ -4,6 +4,8 @@ best-of-N over a plain MSE twin critic, and trains its noise predictor eps_theta
 targets and weights, which live in their own files; this module holds the common parts:
 
 - `predict_noise`: eps_theta at per-row step indices (the training-time call of the actor's network).
+- `weighted_ddpm_loss`: the (weighted) DDPM loss of QVPO and DIPO on given clean actions;
+  `clip_gradients`.
 - `weighted_noise_loss`: mean over rows and action dimensions of w * (eps_theta - target)^2, the
   `weighted_p_loss` / `reverse_samping_weighted_p_loss` of the relax reference code
   (mahaitongdae/diffusion_policy_online_rl, relax/utils/diffusion.py), QSM's loss with w = 1.
@@ -53,6 +55,23 @@ def weighted_noise_loss(noise_pred: torch.Tensor, target: torch.Tensor, weights:
 def random_steps(batch: int, steps: int, device: torch.device) -> torch.Tensor:
     """Diffusion step indices i ~ U{0, ..., T-1} (every reference: `randint(0, T)`)."""
     return torch.randint(0, steps, (batch,), device=device)
+
+
+def weighted_ddpm_loss(actor: DiffusionActor, schedule: DDPMSchedule, obs: torch.Tensor, x0: torch.Tensor,
+                       weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The DDPM noise-prediction loss of Ho et al. at one uniformly drawn step per row, optionally weighted
+    per row: mean over rows and action dims of w_m (eps_theta(s_m, x_i, i) - eps)^2 with
+    x_i = sqrt(abar_i) x0_m + sqrt(1 - abar_i) eps (the `WeightedL2` of the Diffusion-QL lineage that
+    QVPO's and DIPO's reference code share). weights [M] or None (= 1)."""
+    i = random_steps(x0.shape[0], schedule.steps, x0.device)
+    noise = torch.randn_like(x0)
+    return weighted_noise_loss(predict_noise(actor, obs, schedule.q_sample(x0, noise, i), i), noise, weights)
+
+
+def clip_gradients(module: torch.nn.Module, max_norm: float | None) -> None:
+    """Clip the module's gradient norm to max_norm (None: no clipping)."""
+    if max_norm is not None:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
 
 
 # -- configs ------------------------------------------------------------------------------------------
