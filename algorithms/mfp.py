@@ -56,8 +56,8 @@ class MFPConfig(BestOfNConfig, OffPolicyConfig):
     r_equals_t_fraction: float = param(0.0, Fraction())
     """Share of the batch whose MeanFlow term uses r = t. MeanFlow draws 75% with r = t; at r = t its loss
     is exactly L_IVC, which MFP adds explicitly for every sample with weight lambda, so the MeanFlow term
-    here spends the whole batch on r < t. (r, t) are the min and max of two U(0, 1) draws, as in SOM's
-    Algorithm 1 (MFP has no public code; its time sampler is not stated in the SOM paper)."""
+    here spends the whole batch on r < t. (r, t) are the min and max of two U(0, 1) draws (`sample_times`'
+    'sorted_pair'; MFP has no public code and the SOM paper does not state its time sampler)."""
     loss_weight_power: float = param(0.0, NonNegative())
     """MeanFlow's adaptive weight 1 / sg(L + 0.01)^p on L_MF. MFP writes both terms as plain squared errors
     (p = 0), which also keeps lambda = 1 meaningful; the conditional velocity eps - a* is O(1) here (no

@@ -6,7 +6,7 @@ of the Boltzmann policy exp(alpha Q) diffused by a VP (Section 4) or VE (Appendi
 
 Algorithm 1, per update:
   1. critic:  DACER's distributional twin critic (Section 4.4), next action a' = best-of-N pi(s').
-  2. actor:   a_0 from the batch; (r, t) with r <= t; a_t ~ p_t(a_t | a_0)            (Eq. 1)
+  2. actor:   a_0 from the batch; (r, t) with r <= t (`time_sampling`); a_t ~ p_t(a_t | a_0) (Eq. 1)
               s_hat = grad_{a_t} log sum_k exp(beta_Q * Qn(s, a_{0|t}^(k)))          (Eq. 5)
               v = velocity(a_t, w * s_hat / (||s_hat|| + eps), t)                    (Eq. 6, 8)
               u_tgt = sg(v - (t - r)(v . d_a u + d_t u)),  loss ||u - u_tgt||^2       (Eq. 7)
@@ -33,7 +33,7 @@ from algorithms.common.capabilities import ScoreField
 from algorithms.common.config import (BestOfNConfig, Boolean, ConfigError, Fraction, NonNegative, OffPolicyConfig, OneOf, OptionalOf,
                                       Positive, TemperatureConfig, param)
 from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
-from algorithms.common.meanflow import MeanFlowActor, MeanFlowPolicy, adaptive_weighted_loss, meanflow_target, sample_times
+from algorithms.common.meanflow import TIME_SAMPLINGS, MeanFlowActor, MeanFlowPolicy, adaptive_weighted_loss, meanflow_target, sample_times
 from algorithms.common.schedules import VESchedule, VPSchedule
 from algorithms.common.score import boltzmann_score, normalize_score
 from algorithms.common.targets import polyak_update
@@ -83,6 +83,10 @@ class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
     the reading under which the paper's own description holds (docs/som-notes.md)."""
     num_score_samples: int = param(100, Positive(int))
     """K of Eq. 5 (Appendix C.2: 100)."""
+    ve_velocity: str = param("normalized", OneOf(("normalized", "raw")))
+    """The VE target velocity. 'raw': Appendix B.2 as printed, v = -0.5 d(sigma^2)/dt s_hat with the Monte
+    Carlo score itself (w unused). 'normalized': Eq. 8's rescaling carried over, v = -0.5 d(sigma^2)/dt w
+    s_hat / (||s_hat|| + eps). docs/som-notes.md section 9 measures both."""
     score_scale: Optional[float] = param(None, OptionalOf(NonNegative()))
     """w of Eq. 8. None = the paper's 25 (Appendix C.1) under VP; 5 under VE, where the velocity
     -0.5 d(sigma^2)/dt w s_hat is already ~2 sigma^2 log(sigma_max/sigma_min) w and w >= 10 drifted
@@ -99,6 +103,10 @@ class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
     clip_proposals: bool = param(True, Boolean())
     """Clip a_{0|t} proposals to the action box before the critic sees them (the critic is trained only
     inside it; SDAC and relax's iDEM actor clip likewise). Clipped proposals carry no gradient."""
+    time_sampling: str = param("sorted_pair", OneOf(TIME_SAMPLINGS))
+    """How (r, t) are drawn (algorithms/common/meanflow.py `sample_times`). Eq. 7 writes t ~ U(0, 1)
+    ('uniform_t': t uniform, r ~ U(0, t)); 'sorted_pair' sorts two uniforms, so t ~ Beta(2, 1).
+    docs/som-notes.md section 9 measures both."""
     r_equals_t_fraction: float = param(0.25, Fraction())
     """Share of the batch with r = t (instantaneous velocity). Algorithm 1 only says r <= t; MeanFlow
     uses 75% on images, 25% trained best on the bandit (docs/som-notes.md)."""
@@ -118,9 +126,11 @@ class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
 
 def som_velocity(schedule, cfg: SOMConfig, w: float, a_t: torch.Tensor, score: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """SOM's target velocity in forward time (Eq. 6 and 8; Appendix B.2 for VE) from a raw score."""
+    if cfg.sde == "ve" and cfg.ve_velocity == "raw":
+        return schedule.pf_ode_drift(a_t, score, t)  # Appendix B.2: -0.5 d(sigma^2)/dt s_hat
     s_hat = normalize_score(score, w, cfg.score_eps)  # Eq. 8
     if cfg.sde == "ve":
-        return schedule.pf_ode_drift(a_t, s_hat, t)  # -0.5 d(sigma^2)/dt w s_hat
+        return schedule.pf_ode_drift(a_t, s_hat, t)  # -0.5 d(sigma^2)/dt w s_hat / ||s_hat||
     if cfg.vp_velocity == "literal":
         return schedule.pf_ode_drift(a_t, s_hat, t)  # -0.5 beta (a_t + w s_hat)
     return 0.5 * schedule.beta(t) * (a_t - s_hat)  # generation drift 0.5 beta (w s_hat - a_t), Appendix G
@@ -213,7 +223,7 @@ class SOM(MeanFlowPolicy, ScoreField, OffPolicyAlgorithm):
 
         # 2. actor: MeanFlow regression on the score-based velocity (Eq. 1, 5, 6/8, 7)
         b = batch.obs.shape[0]
-        r, t = sample_times(b, cfg.r_equals_t_fraction, self.device)
+        r, t = sample_times(b, cfg.r_equals_t_fraction, self.device, mode=cfg.time_sampling)
         a_t = self.schedule.perturb(batch.action, torch.randn_like(batch.action), t)
         v = self.velocity(a_t, self.score(batch.obs, a_t, t), t)
         u, u_tgt = meanflow_target(lambda z, r_, t_: self.actor(z, r_, t_, batch.obs), a_t, r, t, v)

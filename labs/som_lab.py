@@ -104,7 +104,7 @@ def train_generator(cfg: SOMConfig, updates: int, target: str = "som", batch: in
             a0 = MIXTURE.sample(batch, g).float()
         else:
             a0 = buffer[torch.randint(0, buffer_size, (batch,), generator=g)]
-        r, t = sample_times(batch, cfg.r_equals_t_fraction, "cpu", g)
+        r, t = sample_times(batch, cfg.r_equals_t_fraction, "cpu", g, mode=cfg.time_sampling)
         a_t = sched.perturb(a0, torch.randn(a0.shape, generator=g), t)
         if target == "exact":
             scale, std = sched.marginal_kernel(t)

@@ -7,8 +7,9 @@ Final return of a run: the mean return of its last evaluation (or of its evaluat
 What enters a cell (never silently):
 - only runs in state `done` at the cell's budget; unfinished, failed or interrupted runs are
   left out and the cell is flagged;
-- the budget of an env is the most common `total_steps` among its runs; runs at another budget
-  are left out and flagged; `at_step` replaces all this by "the evaluation at that step" and
+- the budget of an env is the most common `total_steps` among its finished runs, each divided by its
+  algorithm's budget factor (PPO's 5x on three tasks), and a cell's budget is that times its
+  algorithm's factor; runs at another budget are left out and flagged; `at_step` replaces all this by "the evaluation at that step" and
   flags only runs that have not reached it.
 """
 
@@ -39,6 +40,16 @@ class Run:
     evals: pd.DataFrame
     damage: str | None = None
     """Why this run's files cannot be read (it is then flagged and left out)."""
+    budget_factor: int = 1
+    """The algorithm's multiple of the env's budget (PPO trains 5x longer on three tasks)."""
+
+
+def budget_factor(algo: str, env: str) -> int:
+    """The registered algorithm's budget multiple on env (1 for an algorithm that is not registered)."""
+    import algorithms
+
+    cls = algorithms.load_all().get(algo)
+    return int(cls.budget_factor.get(env, 1)) if cls is not None else 1
 
 
 def load_runs(root: Path, envs: list[str] | None = None, algos: list[str] | None = None) -> list[Run]:
@@ -49,7 +60,8 @@ def load_runs(root: Path, envs: list[str] | None = None, algos: list[str] | None
     runs = []
     for rec in st.runs(envs, algos):
         evals = rec.evals()  # marks the record damaged if eval.csv is
-        runs.append(Run(rec.key.env, rec.key.label, rec.key.seed, rec.status, rec.total_steps, evals, rec.damage))
+        runs.append(Run(rec.key.env, rec.key.label, rec.key.seed, rec.status, rec.total_steps, evals, rec.damage,
+                        budget_factor(rec.key.algo, rec.key.env)))
     if not runs:
         what = " matching --envs/--algos" if envs or algos else ""
         raise UserError(f"no runs{what} in {root}; run `sombench run` first")
@@ -93,6 +105,8 @@ class ResultTable:
     """Printed Normalized values to show instead of recomputing them (the paper's table)."""
     source_note: str | None = None
     """Replaces the footnote on how final returns were taken (the paper's table)."""
+    budget_factors: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """(algo, env) -> budget multiple of the cells compared at a longer budget (PPO's 5x)."""
 
     def mean(self, algo: str, env: str) -> float:
         cell = self.cells.get((algo, env))
@@ -137,9 +151,11 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
     algos = sorted({r.algo for r in runs})
     budgets: dict[str, int | None] = {}
     for env in envs:
-        totals = Counter(r.total_steps for r in runs if r.env == env and r.state == "done")
+        totals = Counter(r.total_steps // r.budget_factor for r in runs
+                         if r.env == env and r.state == "done" and r.total_steps and r.total_steps % r.budget_factor == 0)
         budgets[env] = totals.most_common(1)[0][0] if totals else None
     cells: dict[tuple[str, str], Cell] = {}
+    factors: dict[tuple[str, str], int] = {}
     for run in sorted(runs, key=lambda r: (r.algo, r.env, r.seed)):
         cell = cells.setdefault((run.algo, run.env), Cell([], [], []))
         if run.damage:
@@ -153,8 +169,9 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
         elif run.state != "done":
             cell.excluded.append(f"seed {run.seed} {run.state}")
             continue
-        elif run.total_steps != budgets[run.env]:
-            cell.excluded.append(f"seed {run.seed} ran {run.total_steps:,} steps, not {budgets[run.env]:,}")
+        elif budgets[run.env] is None or run.total_steps != budgets[run.env] * run.budget_factor:
+            expected = "an unknown budget" if budgets[run.env] is None else f"{budgets[run.env] * run.budget_factor:,}"
+            cell.excluded.append(f"seed {run.seed} ran {run.total_steps:,} steps, not {expected}")
             continue
         elif value is None:
             cell.excluded.append(f"seed {run.seed} has no evaluation")
@@ -162,8 +179,10 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
         cell.values.append(value)
         cell.seeds.append(run.seed)
         cell.runs.append(run)
+        if run.budget_factor != 1:
+            factors[(run.algo, run.env)] = run.budget_factor
 
-    table = ResultTable(envs, algos, cells, budgets, at_step, {}, {}, "")
+    table = ResultTable(envs, algos, cells, budgets, at_step, {}, {}, "", budget_factors=factors)
     lo = {e: min((table.mean(a, e) for a in algos if math.isfinite(table.mean(a, e))), default=math.nan) for e in envs}
     hi = {e: max((table.mean(a, e) for a in algos if math.isfinite(table.mean(a, e))), default=math.nan) for e in envs}
     note = "Normalized: per-env min-max over the algorithms' final means in this table, averaged over envs."

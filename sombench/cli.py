@@ -175,7 +175,7 @@ def run(
     from sombench.envs import describe_env
     from sombench.store import Store
 
-    algorithm_class(algo)
+    cls = algorithm_class(algo)
     if seeds <= 0:
         raise UserError(f"--seeds must be a positive integer, got {seeds}")
     if seed_start < 0:
@@ -189,7 +189,7 @@ def run(
     if n_steps is None:
         if info.default_steps is None:
             raise UserError(f"{env} has no paper budget; pass --steps N")
-        n_steps = info.default_steps
+        n_steps = info.default_steps * cls.budget_factor.get(env, 1)
     dev = resolve_device(device)
     specs = build_specs(algo, env, list(range(seed_start, seed_start + seeds)), n_steps, eval_every=eval_every,
                         eval_episodes=eval_episodes, checkpoint_every=checkpoint_every, log_every=log_every, device=dev,
@@ -529,14 +529,18 @@ def algos() -> None:
 @app.command(epilog="Example: sombench envs")
 def envs() -> None:
     """List the paper's tasks and their training budgets (any Gymnasium Box-action id also runs)."""
+    import algorithms
     from sombench.bandit.tasks import BANDITS
     from sombench.envs import PAPER_TASKS
 
+    registry = algorithms.load_all()
     table = Table(title="paper tasks (SOM paper, Section 5.1)", caption="Any other Gymnasium id with a Box action space runs too, with --steps.")
-    for col in ("env", "budget (steps)", "description"):
+    for col in ("env", "budget (steps)", "longer budgets", "description"):
         table.add_column(col)
     for task in PAPER_TASKS.values():
-        table.add_row(task.env_id, f"{task.budget:,}", task.description)
+        longer = ", ".join(f"{name} {task.budget * cls.budget_factor[task.env_id]:,}" for name, cls in sorted(registry.items())
+                           if cls.budget_factor.get(task.env_id, 1) != 1)
+        table.add_row(task.env_id, f"{task.budget:,}", longer or "-", task.description)
     console.print(table)
     bandits = Table(title="bandits (SOM paper, Section 5.2 and Appendix F)", caption="One-step episodes, box [-2.5, 2.5]^2; perturbed: e.g. sombench/EightGaussians-noise0.2-v0, "
                                   "sombench/TwoMoons-bump0.5x0.3-v0 (C x SIGMA). `sombench bandit` trains and draws them.")

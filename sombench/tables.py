@@ -64,6 +64,10 @@ def footnotes(table: ResultTable) -> list[str]:
     else:
         budgets = ", ".join(f"{e} {b:,}" for e, b in table.budgets.items() if b)
         notes.append(f"Final return: last evaluation of each finished run (budgets: {budgets}); mean ± 95% CI (Student t, n-1 dof) over seeds.")
+        longer = "; ".join(f"{a} on {e} at {f}x ({table.budgets[e] * f:,} steps)" for (a, e), f in sorted(table.budget_factors.items())
+                           if table.budgets.get(e))
+        if longer:
+            notes.append(f"At their own budget, as in the paper: {longer}.")
     notes.append(table.norm_note)
     for (algo, env), cell in sorted(table.cells.items()):
         if cell.excluded:

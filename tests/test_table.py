@@ -204,3 +204,33 @@ def test_shipped_random_reference_covers_the_paper_tasks():
     assert set(ref) == set(PAPER_TASKS)
     assert all(math.isfinite(v["min"]) and math.isnan(v["max"]) for v in ref.values())
     assert -100 < ref["Hopper-v4"]["min"] < 100  # a random Hopper falls over at once
+
+
+def test_ppo_is_compared_at_its_own_longer_budget_without_a_flag(tmp_path):
+    """The paper trains PPO 5x longer on Reacher-v4 (its class's budget_factor): at 5 x 100 steps it is in
+    the table unflagged beside SAC at 100, and a PPO run at 100 steps is the one flagged."""
+    store.init_store(tmp_path)
+    for seed in (0, 1):
+        make_run(tmp_path, "Reacher-v4", "sac", seed, [-20, -10])                 # 200 steps
+        make_run(tmp_path, "Reacher-v4", "ppo", seed, [-30] * 9 + [-8], every=100)  # 1,000 steps = 5 x 200
+    make_run(tmp_path, "Reacher-v4", "ppo", 2, [-30, -9])                          # 200 steps: not PPO's budget
+    table = aggregate.build_table(aggregate.load_runs(tmp_path))
+    assert table.budgets["Reacher-v4"] == 200
+    ppo, sac = table.cells[("ppo", "Reacher-v4")], table.cells[("sac", "Reacher-v4")]
+    assert ppo.values == [-8, -8] and sac.values == [-10, -10] and not sac.excluded
+    assert ppo.excluded == ["seed 2 ran 200 steps, not 1,000"]
+    assert any("ppo on Reacher-v4 at 5x (1,000 steps)" in n for n in tables.footnotes(table))
+
+
+def test_at_step_takes_the_last_evaluation_at_or_before_it(tmp_path):
+    store.init_store(tmp_path)
+    make_run(tmp_path, "E", "a", 0, [1, 2, 3, 4], every=100)  # evaluations at 100..400
+    make_run(tmp_path, "E", "a", 1, [5, 6], every=100, state="running", total=400)  # reached 200 only
+    table = aggregate.build_table(aggregate.load_runs(tmp_path), at_step=250)
+    cell = table.cells[("a", "E")]
+    assert cell.values == [2.0] and cell.excluded == ["seed 1 has not reached step 250"]
+
+
+def test_latex_has_no_raw_unicode_plus_minus(small_store):
+    text = tables.to_latex(aggregate.build_table(aggregate.load_runs(small_store)), "T")
+    assert "±" not in text and r"$\pm$" in text

@@ -47,6 +47,9 @@ class Algorithm(ABC):
     """T_d of the paper's Table 2: network evaluations to generate one action (None: not a generative policy)."""
     update_cycle: ClassVar[int] = 1
     """Updates after which the work pattern repeats (e.g. 2 for a policy delay of 2); latency averages over it."""
+    budget_factor: ClassVar[dict[str, int]] = {}
+    """Env id -> multiple of the env's paper budget this algorithm trains for (the SOM paper trains PPO
+    5x longer on three tasks); `sombench run` defaults to it and `sombench table` compares at it."""
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     """Named config values for a setting other than the paper's MuJoCo runs (e.g. "bandit", which
     `sombench bandit` applies before the user's --set); each key must be a field of `Config`, each value

@@ -22,11 +22,26 @@ from algorithms.common.best_of_n import BestOfNActing
 from algorithms.common.nets import mlp
 
 
-def sample_times(batch: int, equal_fraction: float, device, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(r, t), each [B, 1], with r <= t: the min and max of two U(0, 1) draws (SOM Algorithm 1 samples
-    t, r ~ U(0, 1) with r <= t), and r = t for a fraction `equal_fraction` of the batch."""
+TIME_SAMPLINGS = ("uniform_t", "sorted_pair")
+
+
+def sample_times(batch: int, equal_fraction: float, device, generator: torch.Generator | None = None,
+                 mode: str = "sorted_pair") -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, t), each [B, 1], with r <= t, and r = t for a fraction `equal_fraction` of the batch.
+
+    mode 'uniform_t': t ~ U(0, 1) and r ~ U(0, t), so t is uniform as SOM's Eq. 7 writes it
+    (E_{t ~ U(0, 1)}). mode 'sorted_pair': the min and max of two U(0, 1) draws, so t ~ Beta(2, 1)
+    (density 2t, weighted toward the noise end) and r ~ Beta(1, 2); this conditions two uniforms on their
+    order (one reading of Algorithm 1's "sample t, r ~ U(0, 1) with r <= t"), as MeanFlow's code sorts its
+    two (logit-normal) draws."""
     draws = torch.rand((batch, 2), device=device, generator=generator)
-    r, t = draws.min(dim=1, keepdim=True).values, draws.max(dim=1, keepdim=True).values
+    if mode == "uniform_t":
+        t = draws[:, :1]
+        r = draws[:, 1:] * t
+    elif mode == "sorted_pair":
+        r, t = draws.min(dim=1, keepdim=True).values, draws.max(dim=1, keepdim=True).values
+    else:
+        raise ValueError(f"time sampling must be one of {TIME_SAMPLINGS}, got {mode!r}")
     equal = torch.rand((batch, 1), device=device, generator=generator) < equal_fraction
     return torch.where(equal, t, r), t
 
