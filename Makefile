@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast regress clean
 
 install: $(STAMP)
 
@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: this release's CPU wheel is the one intended here; any other torch
 	# request would pull a multi-GB CUDA build. Users with a GPU may install a CUDA torch instead.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	# the optional launchers too, so the tests run a real Ray instance and submitit's local executor
+	$(BIN)/pip install --quiet -e '.[test,ray,slurm]'
 	touch $(STAMP)
 
 # A small real benchmark: SAC on Pendulum-v1, 2 seeds in parallel, into results/ (a few minutes),
@@ -29,6 +30,10 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Small-budget runs of every algorithm against the bands in sombench/data/regress/bands.json (~10 min, 2 cores).
+regress: install
+	$(BIN)/sombench regress --suite ci
 
 clean:
 	rm -rf $(VENV) .pytest_cache

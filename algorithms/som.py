@@ -103,6 +103,11 @@ class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
     clip_proposals: bool = param(True, Boolean())
     """Clip a_{0|t} proposals to the action box before the critic sees them (the critic is trained only
     inside it; SDAC and relax's iDEM actor clip likewise). Clipped proposals carry no gradient."""
+    critic_action_scale: float = param(1.0, Positive())
+    """The critic sees actions multiplied by this (1: the [-1, 1] box as is). A GELU MLP at this budget
+    fits functions that vary on the scale of its inputs; reward features much narrower than the box (the
+    bandit's 0.12-wide modes in [-1, 1] units) come out flat unless the input is stretched
+    (docs/som-notes.md section 9). Not in the paper: 1 keeps its MuJoCo setting."""
     time_sampling: str = param("sorted_pair", OneOf(TIME_SAMPLINGS))
     """How (r, t) are drawn (algorithms/common/meanflow.py `sample_times`). Eq. 7 writes t ~ U(0, 1)
     ('uniform_t': t uniform, r ~ U(0, t)); 'sorted_pair' sorts two uniforms, so t ~ Beta(2, 1).
@@ -162,7 +167,8 @@ class SOM(MeanFlowPolicy, ScoreField, OffPolicyAlgorithm):
         self.prior_std = 1.0 if cfg.sde == "vp" else cfg.sigma_max
         self.w = cfg.score_scale if cfg.score_scale is not None else (25.0 if cfg.sde == "vp" else 5.0)
         self.actor = MeanFlowActor(obs_dim, act_dim, cfg).to(self.device)
-        self.critic = DistributionalTwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        self.critic = DistributionalTwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation,
+                                               cfg.critic_action_scale).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.temperature = LogAlpha(cfg.init_alpha).to(self.device)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)

@@ -7,6 +7,7 @@ that use them, so `sombench --help` and bad-input errors answer at once.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -89,14 +90,14 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 def check_existing_run(spec, results: Path) -> None:
     """Refuse a rerun whose settings differ from the stored run, a damaged run, or a seed a live process holds."""
-    from sombench.runner import json_ready
+    from sombench.runner import json_ready, upgrade_identity
     from sombench.store import Store
 
     st = Store(results)
     stored = st.stored_identity(spec.key)
     run = st.run_dir(spec.key)
     if stored is not None:
-        diff = _differences(stored, json_ready(spec.identity()))
+        diff = _differences(upgrade_identity(stored, spec), json_ready(spec.identity()))
         if diff:
             raise UserError(f"{run} was run with other settings ({'; '.join(diff[:3])}); name this config with --tag, "
                             "use another --results folder or delete that run")
@@ -111,7 +112,7 @@ def check_checkpoint(spec, run: Path) -> None:
         return
     import torch
 
-    from sombench.runner import CHECKPOINT_FORMAT, json_ready
+    from sombench.runner import CHECKPOINT_FORMAT, json_ready, upgrade_identity
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
@@ -121,7 +122,7 @@ def check_checkpoint(spec, run: Path) -> None:
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} has checkpoint format {checkpoint.get('format')!r}, not {CHECKPOINT_FORMAT} (another sombench "
                         f"version); delete it to restart seed {spec.seed}")
-    if json_ready(identity) != json_ready(spec.identity()):
+    if upgrade_identity(identity or {}, spec) != json_ready(spec.identity()):
         raise UserError(f"{path} was written by another config than {run / 'config.json'}; delete {run} to restart seed {spec.seed}")
 
 
@@ -198,6 +199,11 @@ def run(
     st.check()
     for spec in specs:
         check_existing_run(spec, results)
+    from sombench.cost import run_hint
+
+    hint = run_hint(specs, workers, results)  # one line when the work ahead exceeds a few hours here
+    if hint:
+        err_console.print(hint, markup=False, highlight=False, soft_wrap=True)
     st.init()
 
     from sombench.progress import run_all
@@ -361,14 +367,24 @@ def plot(
     algos: list[str] = typer.Option([], "--algos", metavar=NAMES, help="Only these algorithms or exact variants (repeatable or comma-separated)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Image file, .png, .pdf or .svg (default: RESULTS/figure2.png)."),
     norm_ref: Optional[str] = typer.Option(None, "--norm-ref", metavar="FILE|random", help="As for `sombench table`."),
+    by: Optional[str] = typer.Option(None, "--by", metavar="KEY", help="Ablation: one panel per env and algorithm, one curve per value of config field KEY (e.g. score_scale)."),
 ) -> None:
     """Figure 2: evaluation return against env steps (mean and 95% CI band over seeds) and a normalized panel.
     Its curves average exactly the runs that `sombench table` puts in each cell."""
     from sombench import aggregate
 
-    out = out or results / "figure2.png"
+    out = out or results / (f"by_{by}.png" if by else "figure2.png")
     check_output_file(out)
     ref = aggregate.read_norm_ref(norm_ref) if norm_ref else None
+    if by:
+        from sombench.plot_by import plot_by
+
+        try:
+            path = plot_by(results, by, _names(envs), _names(algos), out, ref)
+        except OSError as exc:
+            raise UserError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+        console.print(f"wrote {path}", markup=False)
+        return
     runs = aggregate.load_runs(results, _names(envs), _names(algos))
     result = aggregate.build_table(runs, norm_ref=ref)
     from sombench import plots
@@ -509,6 +525,197 @@ def bandit(
                 console.print(f"seed {r['seed']}: " + ", ".join(r["files"]), soft_wrap=True, markup=False)
     if fmt == "json":
         print(json.dumps(payload, indent=2))
+
+
+# -- sweep --------------------------------------------------------------------------------------
+@app.command(epilog="Example: sombench sweep --algos som,sac --envs Hopper-v4,Walker2d-v4 --seeds 5 --grid score_scale=5,10,25,50 --launcher ray --dry-run")
+def sweep(
+    algos: list[str] = typer.Option(..., "--algos", metavar=NAMES, help="Algorithms (repeatable or comma-separated; `all`: every registered one)."),
+    envs: list[str] = typer.Option(..., "--envs", metavar=NAMES, help="Envs (repeatable or comma-separated; `paper`: the paper's nine tasks)."),
+    seeds: int = typer.Option(1, "--seeds", help="Seeds per grid point."),
+    seed_start: int = typer.Option(0, "--seed-start", help="First seed."),
+    steps: Optional[str] = typer.Option(None, "--steps", metavar="N", help="Env steps per run (default: each env's paper budget times the algorithm's factor)."),
+    set_: list[str] = typer.Option([], "--set", metavar="[ALGO:]KEY=VALUE", help="Override a config field for every algorithm, or for ALGO only (repeatable)."),
+    grid: list[str] = typer.Option([], "--grid", metavar="KEY=V1,V2", help="Sweep a config field (repeatable; A|B when values hold commas); each point is a run variant."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A named preset of every algorithm, applied before --set."),
+    launcher: str = typer.Option("local", "--launcher", help="local (process pool), ray or slurm (submitit; its local executor where no Slurm exists)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and its cost projection; run nothing."),
+    results: Path = typer.Option(Path("results"), "--results", help="Results store folder (shared storage for ray/slurm clusters)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (ray/slurm: auto is cuda when --gpus-per-run > 0)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Runs at once (local: default 1; slurm: array tasks at once, default CPU cores / --cpus-per-run; ray local instance: its CPUs, default all)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per run (default: local: cores / workers; ray, slurm: --cpus-per-run)."),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: `auto` or ray://HOST:PORT of a cluster (default: a local instance on 127.0.0.1)."),
+    cpus_per_run: int = typer.Option(1, "--cpus-per-run", help="ray, slurm: CPUs requested per run."),
+    gpus_per_run: float = typer.Option(0, "--gpus-per-run", help="ray, slurm: GPUs requested per run."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="slurm: partition."),
+    time_: str = typer.Option("24:00:00", "--time", help="slurm: time limit per run (minutes, HH:MM:SS, D-HH:MM:SS); a preempted run resumes on the rerun."),
+    eval_every: int = typer.Option(5_000, "--eval-every", help="Env steps between evaluations."),
+    eval_episodes: int = typer.Option(10, "--eval-episodes", help="Episodes per evaluation."),
+    checkpoint_every: int = typer.Option(50_000, "--checkpoint-every", help="Env steps between checkpoints."),
+    log_every: int = typer.Option(1_000, "--log-every", help="Env steps per train.csv row."),
+) -> None:
+    """Run a grid (algorithms x envs x seeds x --grid values) on a local pool, Ray or Slurm; skip finished runs, resume the others."""
+    import algorithms as algorithm_registry
+
+    from sombench import sweep as sw
+    from sombench.envs import PAPER_TASKS, describe_env
+    from sombench.launchers import LAUNCHERS
+    from sombench.store import Store
+
+    if launcher not in LAUNCHERS:
+        raise UserError(f"unknown --launcher {launcher!r}; use {', '.join(LAUNCHERS)}")
+    algo_names = _names(algos) or []
+    if algo_names == ["all"]:
+        algo_names = sorted(algorithm_registry.load_all())
+    algo_names = list(dict.fromkeys(algo_names))
+    classes = {a: algorithm_class(a) for a in algo_names}
+    env_names = _names(envs) or []
+    if env_names == ["paper"]:
+        env_names = list(PAPER_TASKS)
+    env_names = list(dict.fromkeys(env_names))
+    for value, flag in [(seeds, "--seeds"), (workers, "--workers"), (threads, "--threads"), (cpus_per_run, "--cpus-per-run"),
+                        (eval_every, "--eval-every"), (eval_episodes, "--eval-episodes"), (checkpoint_every, "--checkpoint-every"),
+                        (log_every, "--log-every")]:
+        positive(value, flag)
+    if seed_start < 0:
+        raise UserError(f"--seed-start must be >= 0, got {seed_start}")
+    if gpus_per_run < 0:
+        raise UserError(f"--gpus-per-run must be >= 0, got {gpus_per_run}")
+    if launcher != "ray" and address:
+        raise UserError("--address is for --launcher ray")
+    if launcher != "slurm" and partition:
+        raise UserError("--partition is for --launcher slurm")
+    n_steps = count(steps, "--steps")
+    infos = {e: describe_env(e) for e in env_names}
+    if n_steps is None:
+        missing = [e for e, info in infos.items() if info.default_steps is None]
+        if missing:
+            raise UserError(f"{missing[0]} has no paper budget; pass --steps N")
+    grid_axes = sw.parse_grid(grid)
+    if launcher == "local" or dry_run:
+        dev = resolve_device(device)
+    else:  # the runs' machines, not this one, must have the device
+        dev = device.lower() if device.lower() != "auto" else ("cuda" if gpus_per_run > 0 else "cpu")
+        if dev != "cpu" and not dev.startswith("cuda"):
+            raise UserError(f"unknown device {device!r}; use auto, cpu or cuda")
+    cores = os.cpu_count() or 1
+    n_workers = workers or (1 if launcher == "local" else max(1, cores // cpus_per_run))
+    seed_list = list(range(seed_start, seed_start + seeds))
+    per_run_threads = threads or (max(1, cores // n_workers) if launcher == "local" else cpus_per_run)
+    plan = sw.expand(algo_names, env_names, seed_list, n_steps, list(set_), grid_axes, preset, build_specs,
+                     lambda a, e: infos[e].default_steps * classes[a].budget_factor.get(e, 1),
+                     eval_every=eval_every, eval_episodes=eval_episodes, checkpoint_every=checkpoint_every, log_every=log_every,
+                     device=dev, threads=per_run_threads)
+    results = results.absolute()
+    if dry_run:
+        import torch
+
+        from sombench import cost
+
+        torch.set_num_threads(per_run_threads)  # time updates as each run will do them
+        console.print(sw.grid_table(plan.specs, plan.notes))
+        console.print(cost.projection_table(cost.project(plan.specs, dev, results), n_workers))
+        return
+    if launcher == "ray":
+        from sombench.launchers import RayLauncher
+
+        runner = RayLauncher(address, cpus_per_run, gpus_per_run, num_cpus=None if address else (workers or cores))
+    elif launcher == "slurm":
+        from sombench.launchers import SlurmLauncher, parse_time
+
+        runner = SlurmLauncher(results / ".submitit", partition, parse_time(time_), cpus_per_run, int(math.ceil(gpus_per_run)), n_workers)
+    else:
+        from sombench.launchers import LocalLauncher
+
+        runner = LocalLauncher(n_workers)
+    st = Store(results)
+    st.check()
+    known = sw.preflight(plan.specs, results, check_existing_run)
+    st.init()
+    outcomes = sw.run_sweep(plan.specs, results, runner, console, known)
+    bad = [(s, o) for s, o in zip(plan.specs, outcomes) if o["status"] in ("failed", "refused", "locked")]
+    counts = {k: sum(o["status"] == k for o in outcomes) for k in ("done", "skipped", "failed", "refused", "locked")}
+    console.print(", ".join(f"{n} {k}" for k, n in counts.items() if n) + f"; results in {results}/", markup=False)
+    if bad:
+        for spec, o in bad:
+            err_console.print(f"{spec.env_id} {spec.key.label} seed {spec.seed}: {o['status']}: {o.get('reason', '')}",
+                              markup=False, soft_wrap=True, highlight=False)
+        err_console.print("fix the cause (or wait for the locked runs to end), then rerun the same command: finished runs are "
+                          "skipped, the others resume from their last checkpoint", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+# -- regress ------------------------------------------------------------------------------------
+@app.command(epilog="Example: sombench regress --suite ci   (after an intended change: sombench regress --suite ci --update)")
+def regress(
+    suite: str = typer.Option("ci", "--suite", help="ci (~10 min on 2 cores) or nightly (more seeds, twice the steps)."),
+    algos: list[str] = typer.Option([], "--algos", metavar=NAMES, help="Only these algorithms' entries (repeatable or comma-separated)."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config field in every entry run (e.g. to check that a sabotaged config fails)."),
+    update: bool = typer.Option(False, "--update", help="Rewrite the bands of the entries run from these results, with provenance."),
+    bands: Optional[Path] = typer.Option(None, "--bands", help="Bands file (default: sombench/data/regress/bands.json in the repository)."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results store for the runs (default: a temporary folder, removed afterwards)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Runs in parallel processes (default: CPU cores)."),
+    threads: int = typer.Option(1, "--threads", help="Torch threads per run."),
+) -> None:
+    """Run a suite of small-budget runs of every registered algorithm and fail (exit 1) on a significant drop from the reference bands."""
+    import shutil
+    import tempfile
+    import time as _time
+
+    import algorithms as algorithm_registry
+
+    from sombench import regress as rg
+    from sombench import sweep as sw
+    from sombench.launchers import LocalLauncher
+    from sombench.store import Store, atomic_write_json
+
+    entries = rg.load_suite(suite)
+    names = _names(algos)
+    if names:
+        for name in names:
+            algorithm_class(name)
+        entries = [e for e in entries if e.algo in names]
+    missing = sorted(set(algorithm_registry.load_all()) - {e.algo for e in rg.load_suite(suite)})
+    if names is None and missing:
+        err_console.print(f"note: no {suite} entry for {', '.join(missing)}", markup=False)
+    positive(workers, "--workers")
+    positive(threads, "--threads")
+    if update and set_:
+        raise UserError("--update with --set would record a modified config as the reference; change the suite file instead")
+    bands_path = bands or rg.data_dir() / "bands.json"
+    band_doc = rg.load_bands(bands_path)
+    specs = {e.key: rg.entry_specs(e, list(set_), build_specs, threads) for e in entries}
+    root = results.absolute() if results else Path(tempfile.mkdtemp(prefix="sombench-regress-"))
+    st = Store(root)
+    st.check()
+    flat = [s for e in entries for s in specs[e.key]]
+    known = sw.preflight(flat, root, check_existing_run)
+    st.init()
+    n_workers = workers or os.cpu_count() or 1
+    t0 = _time.perf_counter()
+    try:
+        outs = sw.run_sweep(flat, root, LocalLauncher(n_workers), console, known)
+    finally:
+        if results is None:
+            shutil.rmtree(root, ignore_errors=True)
+    elapsed = _time.perf_counter() - t0
+    outcomes, i = {}, 0
+    for e in entries:
+        outcomes[e.key] = outs[i:i + len(specs[e.key])]
+        i += len(specs[e.key])
+    if update:
+        doc = rg.updated_bands(band_doc, suite, entries, specs, outcomes, rg.provenance_now(threads, n_workers))
+        atomic_write_json(bands_path, doc)
+        console.print(f"updated {len(entries)} band(s) of suite {suite} in {bands_path} ({elapsed:.0f} s)", markup=False)
+        return
+    rows = rg.evaluate(entries, specs, outcomes, band_doc, suite)
+    title = f"regress --suite {suite}" + (f" --set {' --set '.join(set_)}" if set_ else "") + f": {len(flat)} runs in {elapsed:.0f} s"
+    console.print(rg.verdict_table(rows, title))
+    bad = [r for r in rows if r["verdict"] in ("REGRESSED", "failed")]
+    if bad:
+        err_console.print(f"{len(bad)} of {len(rows)} entries regressed or failed: "
+                          + ", ".join(f"{r['entry'].algo} on {r['entry'].env} ({r['verdict']})" for r in bad), markup=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 # -- listings -----------------------------------------------------------------------------------

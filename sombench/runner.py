@@ -137,6 +137,18 @@ def variant_name(config: Any, reference: Any) -> str | None:
     return f"cfg-{digest}"
 
 
+def upgrade_identity(stored: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
+    """A stored identity with the config fields added to the algorithm since the run was stored filled in
+    with their defaults: a field's default keeps the behaviour the code had before the field existed
+    (fields are added that way), so such a run is the same config and stays resumable."""
+    stored = json_ready(stored)
+    defaults = json_ready(dataclasses.asdict(resolve_config(spec.algo, spec.preset, [])))
+    config = stored.get("algo_config")
+    if isinstance(config, dict):
+        stored["algo_config"] = {**{k: v for k, v in defaults.items() if k not in config}, **config}
+    return stored
+
+
 def json_ready(obj: Any) -> Any:
     """Tuples become lists, as JSON will make them, so identities compare equal after a round trip."""
     if isinstance(obj, dict):
@@ -271,7 +283,7 @@ class Trainer:
                 "provenance": provenance(self.device, spec.command)})
             return
         ckpt = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
-        if json_ready(ckpt.get("identity")) != json_ready(spec.identity()):
+        if upgrade_identity(ckpt.get("identity") or {}, spec) != json_ready(spec.identity()):
             raise CheckpointMismatch(f"{self.ckpt_path} belongs to another config; delete {self.run} to restart seed {spec.seed}")
         self.algo.load_state_dict(ckpt["algo"])
         self.step, self.episodes, self.wall_before = ckpt["step"], ckpt["episodes"], ckpt["wall_s"]

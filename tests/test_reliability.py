@@ -413,3 +413,27 @@ def test_two_configs_of_one_algorithm_share_a_store(cli, tmp_path):
     assert [c["algo"] for c in json.loads(out)["cells"]] == [first]
     code, out, _ = cli(["status", "--results", str(tmp_path), "--format", "json"])
     assert sorted(r["algo"] for r in json.loads(out)) == sorted(labels)
+
+
+def test_a_run_stored_before_a_config_field_existed_still_resumes(cli, tmp_path):
+    """A field added to a config later (at a default that keeps the old behaviour) is absent from older runs'
+    identities: such a run is the same config, so a rerun resumes it instead of refusing it."""
+    import torch
+
+    args = ["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "200", "--results", str(tmp_path), "--eval-every", "100",
+            "--eval-episodes", "1", "--threads", "1", "--checkpoint-every", "100", "--set", "hidden_sizes=8", "--set", "batch_size=8",
+            "--set", "warmup_steps=100"]
+    assert cli(args)[0] == 0
+    run = run_path(tmp_path, "Pendulum-v1", "sac")
+    config = json.loads((run / "config.json").read_text())
+    del config["run"]["algo_config"]["log_std_min"]
+    (run / "config.json").write_text(json.dumps(config))
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    del ckpt["identity"]["algo_config"]["log_std_min"]
+    torch.save(ckpt, run / "checkpoint.pt")
+    store.write_state(run, state="interrupted", env_step=200, total_steps=200)
+    code, out, err = cli(args)
+    assert code == 0, err
+    config["run"]["algo_config"]["log_std_min"] = -5.0  # but a stored value that differs is another config
+    (run / "config.json").write_text(json.dumps(config))
+    assert_one_line_error(*cli(args), "was run with other settings (algo_config.log_std_min -5.0 -> -20.0)")

@@ -43,18 +43,23 @@ class DistributionalTwinCritic(nn.Module):
     """DACER's twin distributional critic (after DSAC-v2): each member outputs the mean mu and
     std sigma = softplus(.) of a Gaussian return distribution Z(s, a)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], act: str):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], act: str, action_scale: float = 1.0):
         super().__init__()
         self.net = EnsembleMLP(2, obs_dim + act_dim, 2, hidden, act)
+        self.action_scale = float(action_scale)
+        """The action input is multiplied by this before the first layer (1: as given)."""
+
+    def _inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.cat([obs, action if self.action_scale == 1.0 else self.action_scale * action], dim=-1)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, sigma), each [2, B]."""
-        out = self.net(torch.cat([obs, action], dim=-1))
+        out = self.net(self._inputs(obs, action))
         return out[..., 0], F.softplus(out[..., 1])
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """min(mu1, mu2), shape [B] (the std head's softplus is skipped: only the means are needed)."""
-        return self.net(torch.cat([obs, action], dim=-1))[..., 0].min(dim=0).values
+        return self.net(self._inputs(obs, action))[..., 0].min(dim=0).values
 
 
 def distributional_targets(
