@@ -43,10 +43,9 @@ from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.best_of_n import repeat_states
 from algorithms.common.buffer import Batch
-from algorithms.common.capabilities import Generator
 from algorithms.common.config import Boolean, ConfigError, Interval, OffPolicyConfig, Positive, TemperatureConfig, param
 from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
-from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig
+from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig, DiffusionGenerator
 from algorithms.common.gmm_entropy import gmm_entropy
 from algorithms.common.targets import polyak_update
 from algorithms.common.temperature import LogAlpha, noise_alpha_loss
@@ -83,7 +82,7 @@ class DACERConfig(TemperatureConfig, DiffusionConfig, OffPolicyConfig):
 
 
 @register
-class DACER(Generator, OffPolicyAlgorithm):
+class DACER(DiffusionGenerator, OffPolicyAlgorithm):
     name = "dacer"
     description = "DACER: 20-step diffusion actor maximising Q through the reverse process, GMM entropy-regulated noise."
     Config = DACERConfig
@@ -120,19 +119,6 @@ class DACER(Generator, OffPolicyAlgorithm):
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         return self.policy(self._obs_tensor(obs), noisy=not deterministic)[0].cpu().numpy()
-
-    # the generator alone, for `sombench bandit` (no exploration noise; the reverse process's own
-    # per-step noise is still drawn)
-    @property
-    def noise_std(self) -> float:
-        return float(self.config.prior_std)
-
-    def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        return self.actor.sample(obs, self.schedule, self.config.prior_std, x_init=noise).clamp(-1.0, 1.0)
-
-    def rollout(self, obs: torch.Tensor, noise: torch.Tensor) -> list[torch.Tensor]:
-        path = self.actor.sample(obs, self.schedule, self.config.prior_std, x_init=noise, return_path=True)
-        return path[:-1] + [path[-1].clamp(-1.0, 1.0)]
 
     @torch.no_grad()
     def estimate_entropy(self, obs: torch.Tensor) -> torch.Tensor:

@@ -40,10 +40,9 @@ import torch
 from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.buffer import Batch, PolicyActionReplayBuffer
-from algorithms.common.capabilities import Generator
 from algorithms.common.config import Boolean, NonNegative, OffPolicyConfig, OneOf, OptionalOf, Positive, param
 from algorithms.common.critics import TwinCritic, twin_critic_loss
-from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig
+from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig, DiffusionGenerator
 from algorithms.common.targets import polyak_update
 from algorithms.common.diffusion_losses import clip_gradients, weighted_ddpm_loss
 
@@ -97,7 +96,7 @@ def clip_action_gradient(grad: torch.Tensor, max_norm: float, scope: str) -> Non
 
 
 @register
-class DIPO(Generator, OffPolicyAlgorithm):
+class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
     name = "dipo"
     description = "DIPO: replay actions improved by 30 Adam steps on min Q and written back; 100-step DDPM fitted to them by cloning."
     Config = DIPOConfig
@@ -118,17 +117,6 @@ class DIPO(Generator, OffPolicyAlgorithm):
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
 
     # -- the policy ------------------------------------------------------------------------------
-    @property
-    def noise_std(self) -> float:
-        return float(self.config.prior_std)
-
-    def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """One stochastic reverse-process sample (DIPO's acting policy), clipped to [-1, 1]."""
-        return self.actor.sample(obs, self.schedule, self.config.prior_std, x_init=noise).clamp(-1.0, 1.0)
-
-    def rollout(self, obs: torch.Tensor, noise: torch.Tensor) -> list[torch.Tensor]:
-        path = self.actor.sample(obs, self.schedule, self.config.prior_std, x_init=noise, return_path=True)
-        return path[:-1] + [path[-1].clamp(-1.0, 1.0)]
 
     def sample_without_step_noise(self, obs: torch.Tensor) -> torch.Tensor:
         """The reverse process from a_T ~ prior_std N(0, I) taking the posterior mean at every step."""

@@ -43,7 +43,7 @@ from algorithms.common.buffer import Batch
 from algorithms.common.config import (BestOfNConfig, ConfigError, Interval, NonNegative, OffPolicyConfig, OptionalOf, Positive,
                                       param)
 from algorithms.common.critics import TwinCritic, twin_critic_loss
-from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig
+from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig, DiffusionGenerator
 from algorithms.common.diffusion_losses import clip_gradients, weighted_ddpm_loss
 from algorithms.common.targets import polyak_update
 
@@ -104,7 +104,7 @@ class QVPOConfig(BestOfNConfig, DiffusionConfig, OffPolicyConfig):
 
 
 @register
-class QVPO(BestOfNActing, OffPolicyAlgorithm):
+class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
     name = "qvpo"
     description = "QVPO: 20-step DDPM fitted by an advantage-weighted denoising loss on 64 own samples, uniform-action entropy term."
     Config = QVPOConfig
@@ -131,16 +131,6 @@ class QVPO(BestOfNActing, OffPolicyAlgorithm):
         return int(self.config.eval_particles or self.config.num_particles)
 
     # -- the generator ---------------------------------------------------------------------------
-    @property
-    def noise_std(self) -> float:
-        return float(self.config.prior_std)
-
-    def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        return self.actor.sample(obs, self.schedule, self.config.prior_std, x_init=noise).clamp(-1.0, 1.0)
-
-    def rollout(self, obs: torch.Tensor, noise: torch.Tensor) -> list[torch.Tensor]:
-        path = self.actor.sample(obs, self.schedule, self.config.prior_std, x_init=noise, return_path=True)
-        return path[:-1] + [path[-1].clamp(-1.0, 1.0)]
 
     def current_entropy_weight(self) -> float:
         cfg = self.config

@@ -19,7 +19,7 @@ Config, and why (everything else is the paper's default):
   at rate 0.001). With Table 3's 0.2 the bandit's Q is at most 0.2, the weights are nearly uniform and
   the actor only re-fits its own samples (measured: SDAC 0.04 after 2,500 steps); on MuJoCo Q is in the
   hundreds. 20 puts Q on the order of 10. init_alpha=1: the noise alpha * 0.1 starts at the scale of
-  the modes, as SOM's bandit overrides (sombench/bandit_eval.py) argue.
+  the modes, as SOM's bandit preset (algorithms/som.py) argues.
 - QSM: Table 3's reward scale (its target -M_q grad Q already moves the sampler at Q ~ 0.2), 2,000
   steps and a bar of 0.10. QSM is not stable on this bandit: measured 0.149 and 0.163 after 2,000 steps
   but 0.04 after 4,000 (M_q = 5 or 15 did no better: 0.045, 0.083). Its targets M_q grad Q are large

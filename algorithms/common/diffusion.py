@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from algorithms.common.capabilities import Generator
 from algorithms.common.config import ConfigError, Interval, OneOf, Positive, Validated, param
 from algorithms.common.nets import activation, mlp
 
@@ -184,3 +185,24 @@ class DiffusionActor(nn.Module):
             return self.net(torch.cat([obs, x, emb[i].expand(b, -1)], dim=-1))
 
         return reverse_process(noise_model, schedule, x_init, clip=1.0, return_path=return_path)
+
+
+class DiffusionGenerator(Generator):
+    """The generator interface (algorithms/common/capabilities.py) of a DDPM policy: the reverse process of
+    `generating_actor()` (default `self.actor`, a DiffusionActor) under `self.schedule`, from noise
+    N(0, prior_std^2 I), its result clipped to [-1, 1]; no exploration noise (the per-step posterior
+    noise of the reverse process is still drawn)."""
+
+    @property
+    def noise_std(self) -> float:
+        return float(self.config.prior_std)
+
+    def generating_actor(self) -> DiffusionActor:
+        return self.actor
+
+    def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generating_actor().sample(obs, self.schedule, self.config.prior_std, x_init=noise).clamp(-1.0, 1.0)
+
+    def rollout(self, obs: torch.Tensor, noise: torch.Tensor) -> list[torch.Tensor]:
+        path = self.generating_actor().sample(obs, self.schedule, self.config.prior_std, x_init=noise, return_path=True)
+        return path[:-1] + [path[-1].clamp(-1.0, 1.0)]

@@ -27,7 +27,7 @@ from algorithms.common.best_of_n import BestOfNActing, best_of_n
 from algorithms.common.buffer import Batch
 from algorithms.common.config import BestOfNConfig, Boolean, OffPolicyConfig, Positive, TemperatureConfig, param
 from algorithms.common.critics import TwinCritic, twin_critic_loss
-from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig
+from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig, DiffusionGenerator
 from algorithms.common.targets import polyak_update
 from algorithms.common.temperature import LogAlpha, gaussian_noise_entropy, noise_alpha_loss
 
@@ -115,7 +115,7 @@ class NoiseTemperatureConfig(TemperatureConfig):
 
 
 # -- the algorithm scaffold -------------------------------------------------------------------------------
-class BestOfNDiffusion(BestOfNActing, OffPolicyAlgorithm):
+class BestOfNDiffusion(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
     """A DDPM actor acting by best-of-N over a plain MSE twin critic. Subclasses write `update`."""
 
     generation_steps = 20
@@ -134,21 +134,11 @@ class BestOfNDiffusion(BestOfNActing, OffPolicyAlgorithm):
         self.updates = 0
 
     # -- the generator (acting, evaluation, `sombench bandit`) ------------------------------------
-    @property
-    def noise_std(self) -> float:
-        return float(self.config.prior_std)
-
-    def acting_actor(self) -> DiffusionActor:
+    def generating_actor(self) -> DiffusionActor:
         """The actor that acts: the Polyak copy when `act_with_target_actor`, else the current actor."""
         target = getattr(self, "actor_target", None)
         return self.actor if target is None else target
 
-    def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        return self.acting_actor().sample(obs, self.schedule, self.config.prior_std, x_init=noise).clamp(-1.0, 1.0)
-
-    def rollout(self, obs: torch.Tensor, noise: torch.Tensor) -> list[torch.Tensor]:
-        path = self.acting_actor().sample(obs, self.schedule, self.config.prior_std, x_init=noise, return_path=True)
-        return path[:-1] + [path[-1].clamp(-1.0, 1.0)]
 
     # -- training-time pieces -----------------------------------------------------------------------
     @torch.no_grad()
