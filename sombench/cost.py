@@ -1,0 +1,257 @@
+"""Cost projection: how long a set of runs will take, before they start.
+
+Per run: env_steps x env step time + (env_steps - warm-up) x (update time + acting time): the runner
+takes one uniform random action per warm-up step (no network), then one acting call and one update per
+env step; PPO (on-policy) acts every step and runs its update (the timed unit) once per rollout of
+`batch_size` steps. Evaluation and checkpoints are left out (a few percent at the default settings).
+
+Update and acting times come from, in order:
+1. the latest `sombench latency` CSV for that device in `RESULTS/latency/` (`<env>_<device>_<time>.csv`),
+   when the run's config is the algorithm's paper default (the CSV times the defaults);
+2. otherwise measured on the spot with the run's own config: a few updates on a random batch with the
+   latency env's shapes (HalfCheetah-v4), as `sombench latency` does, with fewer repeats.
+The env step time is measured on the spot per env (random actions, a few hundred steps).
+
+The paper's Table 2 (RTX 4090, `sombench/data/paper_table2.csv`) is a labelled alternative: its
+train + inference ms with our env step times. SAC, MFP and PPO are not in Table 2; their GPU time is
+estimated as ours x (paper SOM / our SOM) and marked as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+HOURS_HINT = 3.0
+"""`sombench run` prints its projection when the work ahead exceeds this many hours of wall time."""
+MAX_SECONDS_PER_STEP = 10.0
+"""An upper bound on one env step with its update on any device (SOM at K = 100 is ~0.6 s on a CPU core),
+so `sombench run` measures nothing for runs that cannot reach HOURS_HINT."""
+
+
+@dataclasses.dataclass
+class AlgoTime:
+    train_ms: float
+    infer_ms: float
+    source: str
+
+
+def latest_latency_csv(results: Path, device: str) -> Path | None:
+    """The newest RESULTS/latency/<env>_<device>_<UTC time>.csv for `device` (by its timestamp in the name)."""
+    folder = Path(results) / "latency"
+    if not folder.is_dir():
+        return None
+    dev = device.replace(":", "")
+    found = [p for p in folder.glob(f"*_{dev}_*.csv")]
+    return max(found, key=lambda p: p.stem.rsplit("_", 1)[-1]) if found else None
+
+
+def from_latency_csv(path: Path) -> dict[str, AlgoTime]:
+    frame = pd.read_csv(path)
+    return {str(r["algo"]): AlgoTime(float(r["train_ms_mean"]), float(r["infer_ms_mean"]), f"latency CSV {path.name}")
+            for _, r in frame.iterrows()}
+
+
+def measure_algo(algo: str, config: Any, device: str, repeats: int = 3, warmup: int = 1) -> AlgoTime:
+    """Time `algo` with `config`: `repeats` updates (each its whole update cycle) and acting calls."""
+    import algorithms
+    import torch
+
+    from sombench import latency as lat
+    from sombench.envs import describe_env
+
+    cls = algorithms.get(algo)
+    info = describe_env(lat.DEFAULT_ENV)
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    agent = cls(info.obs_dim, info.act_dim, config, dev)
+    batch = lat.random_batch(info.obs_dim, info.act_dim, int(getattr(config, "batch_size", 256)), dev)
+    obs = np.zeros(info.obs_dim, np.float32)
+    sync = lat.device_sync(dev)
+    cycle = max(1, int(getattr(cls, "update_cycle", 1)))
+    train = lat.time_calls(lambda: agent.update(batch), repeats, warmup, sync, calls_per_repeat=cycle)
+    infer = lat.time_calls(lambda: agent.act(obs, deterministic=False), repeats, warmup, sync)
+    return AlgoTime(float(np.mean(train) * 1e3), float(np.mean(infer) * 1e3), "measured now")
+
+
+_ENV_MS: dict[str, float] = {}
+
+
+def env_step_ms(env_id: str, steps: int = 300) -> float:
+    """Mean ms per env.step with uniform random actions (resets included), measured once per process."""
+    if env_id not in _ENV_MS:
+        from sombench.envs import make_env
+
+        env = make_env(env_id)
+        rng = np.random.default_rng(0)
+        env.reset(seed=0)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            _, _, term, trunc, _ = env.step(rng.uniform(env.action_space.low, env.action_space.high).astype(np.float32))
+            if term or trunc:
+                env.reset()
+        _ENV_MS[env_id] = (time.perf_counter() - t0) / steps * 1e3
+        env.close()
+    return _ENV_MS[env_id]
+
+
+def _is_default(spec) -> bool:
+    import algorithms
+
+    return spec.preset is None and spec.config() == algorithms.get(spec.algo).Config()
+
+
+def algo_times(specs: list, device: str, results: Path | None) -> dict[tuple[str, str], AlgoTime]:
+    """(algo, variant label) -> AlgoTime for every distinct config among specs."""
+    csv = latest_latency_csv(results, device) if results is not None else None
+    table = from_latency_csv(csv) if csv else {}
+    out: dict[tuple[str, str], AlgoTime] = {}
+    for spec in specs:
+        key = (spec.algo, spec.key.label)
+        if key in out:
+            continue
+        if spec.algo in table and _is_default(spec):
+            out[key] = table[spec.algo]
+        else:
+            out[key] = measure_algo(spec.algo, spec.config(), device)
+    return out
+
+
+def paper_times() -> dict[str, tuple[float, float]]:
+    from sombench.latency import paper_table2
+
+    return {str(r["algo"]).lower(): (float(r["train_ms"]), float(r["infer_ms"])) for _, r in paper_table2().iterrows()}
+
+
+def run_seconds(spec, t: AlgoTime, env_ms: float) -> float:
+    """Off-policy: one acting call and one update per env step after the warm-up. On-policy (PPO): one
+    acting call per env step and one update call (the measured unit) per rollout of `batch_size` steps."""
+    import algorithms
+    from algorithms.common.base import OffPolicyAlgorithm
+
+    config = spec.config()
+    if issubclass(algorithms.get(spec.algo), OffPolicyAlgorithm):
+        learning = max(0, spec.total_steps - int(config.warmup_steps))
+        return (spec.total_steps * env_ms + learning * (t.train_ms + t.infer_ms)) / 1e3
+    updates = spec.total_steps // max(1, int(getattr(config, "batch_size", 1)))
+    return (spec.total_steps * (env_ms + t.infer_ms) + updates * t.train_ms) / 1e3
+
+
+@dataclasses.dataclass
+class Projection:
+    device: str
+    rows: list[dict[str, Any]]
+    """Per (algo label, env): runs, steps, ms per step here, hours here, paper-GPU hours (or NaN), sources."""
+    total_s: float
+    paper_total_s: float
+    paper_estimated: list[str]
+    """Algorithms not in Table 2 whose GPU time is scaled from ours."""
+
+    def hours(self, workers: int = 1) -> float:
+        return self.total_s / 3600 / max(1, workers)
+
+
+def project(specs: list, device: str, results: Path | None, measure_env: bool = True) -> Projection:
+    """The projection of `specs`. measure_env=False leaves env step time out (0 ms: a lower bound), so
+    nothing steps an environment in this process: `sombench run`'s hint must not touch the user's env
+    before the run (a stateful env, or one that counts its steps, would see the extra steps)."""
+    times = algo_times(specs, device, results)
+    paper = paper_times()
+    som_ours = next((t for (a, _), t in times.items() if a == "som"), None)
+    if som_ours is None and any(s.algo not in paper for s in specs):
+        som_ours = None
+    groups: dict[tuple[str, str], list] = {}
+    for spec in specs:
+        groups.setdefault((spec.key.label, spec.env_id), []).append(spec)
+    rows, total, paper_total, estimated = [], 0.0, 0.0, set()
+    for (label, env), group in groups.items():
+        spec = group[0]
+        t = times[(spec.algo, label)]
+        ems = env_step_ms(env) if measure_env else 0.0
+        secs = sum(run_seconds(s, t, ems) for s in group)
+        if spec.algo in paper:
+            pt = AlgoTime(*paper[spec.algo], "paper Table 2")
+        elif som_ours is not None and "som" in paper and som_ours.train_ms > 0:
+            ratio = (paper["som"][0] + paper["som"][1]) / (som_ours.train_ms + som_ours.infer_ms)
+            pt = AlgoTime(t.train_ms * ratio, t.infer_ms * ratio, "estimated: ours x paper SOM / our SOM")
+            estimated.add(spec.algo)
+        else:
+            pt = None
+        psecs = sum(run_seconds(s, pt, ems) for s in group) if pt else math.nan
+        total += secs
+        paper_total += 0.0 if math.isnan(psecs) else psecs
+        rows.append({"algo": label, "env": env, "runs": len(group), "steps": spec.total_steps,
+                     "update_ms": t.train_ms, "act_ms": t.infer_ms, "env_ms": ems, "hours": secs / 3600,
+                     "paper_hours": psecs / 3600, "source": t.source, "paper_source": pt.source if pt else "not in Table 2"})
+    return Projection(device, rows, total, paper_total, sorted(estimated))
+
+
+def _h(hours: float) -> str:
+    if hours != hours:
+        return "-"
+    return f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.1f} d"
+
+
+def projection_table(p: Projection, workers: int = 1) -> Table:
+    unit = "GPU" if p.device.startswith("cuda") else "CPU"
+    table = Table(title=f"cost projection on {p.device} ({unit}-hours, one run at a time)",
+                  caption=(f"total here: {_h(p.total_s / 3600)} {unit} ({p.total_s / 86400:,.1f} {unit}-days"
+                           + (f"; {_h(p.hours(workers))} wall with {workers} runs in parallel" if workers > 1 else "")
+                           + f"). Paper GPU (RTX 4090, Table 2): {_h(p.paper_total_s / 3600)} ({p.paper_total_s / 86400:,.1f} GPU-days)"
+                           + (f", {', '.join(p.paper_estimated)} estimated (not in Table 2)" if p.paper_estimated else "")
+                           + ". Per step: env step + after the warm-up one update and one acting call; evaluation not counted."))
+    for col in ("run", "envs", "runs", "env steps", "update ms", "act ms", "here", "paper GPU", "source"):
+        table.add_column(col, justify="left" if col in ("run", "source") else "right", overflow="fold")
+    by_algo: dict[str, list[dict[str, Any]]] = {}
+    for r in p.rows:  # one row per algorithm variant, its envs summed
+        by_algo.setdefault(r["algo"], []).append(r)
+    for label, rows in by_algo.items():
+        r = rows[0]
+        paper_h = sum(x["paper_hours"] for x in rows)
+        table.add_row(label, str(len(rows)), str(sum(x["runs"] for x in rows)), f"{sum(x['steps'] * x['runs'] for x in rows):,}",
+                      f"{r['update_ms']:.2f}", f"{r['act_ms']:.2f}", _h(sum(x["hours"] for x in rows)),
+                      _h(paper_h) + ("*" if "estimated" in r["paper_source"] else ""), r["source"])
+    return table
+
+
+def projection_json(p: Projection) -> dict[str, Any]:
+    return {"device": p.device, "total_hours": p.total_s / 3600, "paper_gpu_total_hours": p.paper_total_s / 3600,
+            "paper_estimated": p.paper_estimated, "rows": p.rows}
+
+
+def run_hint(specs: list, workers: int, results: Path) -> str | None:
+    """One line for `sombench run` when its work exceeds HOURS_HINT wall hours on its device, else None.
+    Measures nothing when even MAX_SECONDS_PER_STEP per step would stay under the threshold."""
+    if not specs:
+        return None
+    parallel = max(1, min(workers, len(specs)))
+    bound = sum(s.total_steps for s in specs) * MAX_SECONDS_PER_STEP / parallel / 3600
+    if bound < HOURS_HINT:
+        return None
+    device = specs[0].device
+    rest = []
+    from sombench import store
+
+    st = store.Store(results)
+    for spec in specs:
+        state = store.read_state(st.run_dir(spec.key)) or {}
+        if state.get("state") != "done":
+            rest.append(dataclasses.replace(spec, total_steps=max(1, spec.total_steps - int(state.get("env_step") or 0))))
+    if not rest:
+        return None
+    p = project(rest, device, results, measure_env=False)
+    hours = p.hours(parallel)
+    if hours < HOURS_HINT:
+        return None
+    unit = "GPU" if device.startswith("cuda") else "CPU"
+    hint = "use a GPU (--device cuda) or `sombench sweep` on a cluster" if unit == "CPU" else "use `sombench sweep` on a cluster"
+    return (f"projected (updates and acting alone): {_h(hours)} wall for {len(rest)} run(s) on {device} ({_h(p.total_s / 3600)} {unit} time, "
+            f"{p.rows[0]['update_ms']:.1f} ms per update, {p.rows[0]['source']}; the paper's RTX 4090: "
+            f"{_h(p.paper_total_s / 3600 / parallel)}); {hint}")

@@ -1,0 +1,252 @@
+"""Where a sweep's runs execute. Each launcher takes RunSpecs and calls the same `run_seed` that
+`sombench run` calls, wherever the run lands, so store layout, locks, resume and skipping are the
+runner's, not the launcher's. No launcher schedules anything itself: the local one is a process pool,
+Ray schedules tasks by their CPU/GPU request, submitit submits Slurm jobs (a job array) or, where no
+Slurm exists, runs them with its local executor.
+
+A launcher: `start(specs, results)`, then `poll() -> {index: outcome}` for the runs that ended since
+the last poll (outcome as `run_seed` returns it, or `failed` with the launcher's reason), `stop()`
+on Ctrl-C or an error (cancel what has not ended), `close()` always, `describe()` for the title.
+
+Ray and submitit are optional extras: `pip install -e '.[ray]'` / `'.[slurm]'`; without them the
+launcher's constructor raises UserError naming the extra (one line, exit 2).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import multiprocessing
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from sombench.errors import UserError
+
+LAUNCHERS = ("local", "ray", "slurm")
+
+
+def _run(spec, root: str) -> dict[str, Any]:
+    """The task body every launcher runs: one seed through the runner (skip, resume or train)."""
+    from sombench.runner import run_seed
+
+    return run_seed(spec, Path(root))
+
+
+def _failed(spec, reason: str) -> dict[str, Any]:
+    return {"seed": spec.seed, "status": "failed", "reason": reason}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"[:300]
+
+
+class LocalLauncher:
+    """A process pool on this machine (spawned processes, as `sombench run --workers`)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pool: futures.ProcessPoolExecutor | None = None
+        self.pending: dict[futures.Future, int] = {}
+        self.specs: list = []
+
+    def describe(self) -> str:
+        return f"a local pool of {self.workers} process(es)"
+
+    def start(self, specs: list, results: Path) -> None:
+        self.specs = specs
+        if not specs:
+            return
+        ctx = multiprocessing.get_context("spawn")
+        self.pool = futures.ProcessPoolExecutor(max_workers=min(self.workers, len(specs)), mp_context=ctx)
+        self.pending = {self.pool.submit(_run, spec, str(results)): i for i, spec in enumerate(specs)}
+
+    def poll(self) -> dict[int, dict[str, Any]]:
+        out = {}
+        for fut in [f for f in self.pending if f.done()]:
+            i = self.pending.pop(fut)
+            try:
+                out[i] = fut.result()
+            except Exception as exc:  # a worker that died outright (killed by the OS)
+                out[i] = _failed(self.specs[i], f"worker died: {_one_line(exc)}")
+        return out
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)  # running seeds got the SIGINT too and save their state
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+
+class RayLauncher:
+    """One Ray task per run, with its CPU/GPU request. `address` None starts a local Ray instance bound to
+    127.0.0.1 (no dashboard) with `num_cpus` CPUs; `auto` or `ray://host:port` joins a cluster (whose
+    nodes must have sombench installed and see the results folder at the same path)."""
+
+    def __init__(self, address: str | None, cpus_per_run: float, gpus_per_run: float, num_cpus: int | None = None,
+                 max_retries: int = 1):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UserError("--launcher ray needs Ray: pip install -e '.[ray]' (or pip install ray)") from None
+        self.address, self.cpus, self.gpus = address, cpus_per_run, gpus_per_run
+        self.num_cpus, self.max_retries = num_cpus, max_retries
+        self.refs: dict[Any, int] = {}
+        self.specs: list = []
+        self.started_here = False
+
+    def describe(self) -> str:
+        where = f"Ray at {self.address}" if self.address else f"a local Ray instance ({self.num_cpus} CPUs)"
+        return f"{where}, {self.cpus:g} CPU{' + %g GPU' % self.gpus if self.gpus else ''} per run"
+
+    def start(self, specs: list, results: Path) -> None:
+        import ray
+
+        self.specs = specs
+        if not specs:
+            return
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a benchmark harness
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+            else:
+                ray.init(num_cpus=self.num_cpus, num_gpus=None, include_dashboard=False, log_to_driver=False,
+                         logging_level="WARNING", _node_ip_address="127.0.0.1")
+            self.started_here = True
+        task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries)(_run)
+        self.refs = {task.remote(spec, str(results)): i for i, spec in enumerate(specs)}
+
+    def poll(self) -> dict[int, dict[str, Any]]:
+        import ray
+
+        out: dict[int, dict[str, Any]] = {}
+        if not self.refs:
+            return out
+        ready, _ = ray.wait(list(self.refs), num_returns=len(self.refs), timeout=0)
+        for ref in ready:
+            i = self.refs.pop(ref)
+            try:
+                out[i] = ray.get(ref)
+            except Exception as exc:  # the task's worker died (and its retries) or the node was lost
+                out[i] = _failed(self.specs[i], f"ray task failed: {_one_line(exc)}")
+        return out
+
+    def stop(self) -> None:
+        import ray
+
+        for ref in list(self.refs):
+            try:
+                ray.cancel(ref)  # SIGINT to a running task: the runner marks it interrupted
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        import ray
+
+        if self.started_here and ray.is_initialized():
+            ray.shutdown()
+
+
+def parse_time(text: str) -> int:
+    """Slurm's --time forms to minutes: MM, HH:MM:SS, D-HH[:MM[:SS]]."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not m:
+        raise UserError(f"--time {text!r}: use minutes, HH:MM:SS or D-HH:MM:SS")
+    days, a, b, c = (int(g) if g else None for g in m.groups())
+    if days is None and b is None:
+        minutes = a  # plain minutes
+    elif days is None and c is None:
+        minutes = a * 60 + b  # HH:MM (read as hours and minutes)
+    elif days is None:
+        minutes = a * 60 + b + (1 if c else 0)
+    else:
+        minutes = days * 1440 + a * 60 + (b or 0) + (1 if c else 0)
+    if minutes <= 0:
+        raise UserError(f"--time {text!r} must be positive")
+    return minutes
+
+
+class SlurmLauncher:
+    """submitit's AutoExecutor: on a Slurm cluster one job array (`--partition`, `--time`,
+    `--gpus-per-run`, `--cpus-per-run`, at most `workers` array tasks at once); where no Slurm exists,
+    submitit's local executor, which runs each job as a local process (at most `workers` at once).
+    Job logs and pickles go to `log_dir`."""
+
+    def __init__(self, log_dir: Path, partition: str | None, time_minutes: int, cpus_per_run: int, gpus_per_run: int,
+                 workers: int, cluster: str | None = None):
+        try:
+            import submitit
+        except ImportError:
+            raise UserError("--launcher slurm needs submitit: pip install -e '.[slurm]' (or pip install submitit)") from None
+        cluster = cluster or submitit.AutoExecutor.which()  # slurm where sbatch exists, else local
+        self.log_dir, self.partition, self.time_minutes = Path(log_dir), partition, time_minutes
+        self.cpus, self.gpus, self.workers, self.cluster = cpus_per_run, gpus_per_run, workers, cluster
+        self.executor = None
+        self.jobs: dict[int, Any] = {}
+        self.queue: list[int] = []
+        self.specs: list = []
+        self.results = ""
+
+    def _executor(self):
+        import submitit
+
+        executor = submitit.AutoExecutor(folder=str(self.log_dir / "%j"), cluster=self.cluster)
+        params: dict[str, Any] = {"name": "sombench", "timeout_min": self.time_minutes, "cpus_per_task": self.cpus,
+                                  "slurm_array_parallelism": self.workers}
+        if self.gpus:
+            params["gpus_per_node"] = self.gpus
+        if self.partition:
+            params["slurm_partition"] = self.partition
+        executor.update_parameters(**params)
+        return executor
+
+    def describe(self) -> str:
+        cluster = self.cluster
+        kind = "Slurm job array" if cluster == "slurm" else f"submitit's {cluster} executor"
+        return f"{kind}, {self.cpus} CPU{' + %d GPU' % self.gpus if self.gpus else ''} per run, {self.workers} at once"
+
+    def start(self, specs: list, results: Path) -> None:
+        self.specs, self.results = specs, str(results)
+        if not specs:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.executor = self._executor()
+        if self.executor.cluster == "slurm":
+            jobs = self.executor.map_array(_run, specs, [self.results] * len(specs))
+            self.jobs = dict(enumerate(jobs))
+        else:
+            self.queue = list(range(len(specs)))
+            self._fill()
+
+    def _fill(self) -> None:
+        while self.queue and len(self.jobs) < self.workers:
+            i = self.queue.pop(0)
+            self.jobs[i] = self.executor.submit(_run, self.specs[i], self.results)
+
+    def poll(self) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        for i, job in list(self.jobs.items()):
+            if not job.done():
+                continue
+            del self.jobs[i]
+            try:
+                out[i] = job.result()
+            except Exception as exc:  # the job failed, timed out or was cancelled; its log says why
+                out[i] = _failed(self.specs[i], f"job {job.job_id} failed: {_one_line(exc)} (logs in {self.log_dir})")
+        self._fill()
+        return out
+
+    def stop(self) -> None:
+        self.queue.clear()
+        for job in self.jobs.values():
+            try:
+                job.cancel(check=False)
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        pass
