@@ -159,7 +159,7 @@ def evaluate(entries: list[Entry], specs: dict[str, list], outcomes: dict[str, l
             row.update(verdict="failed", reason="; ".join(f"seed {o['seed']}: {o.get('reason', o['status'])}" for o in bad))
         elif row["band"] is None:
             row.update(verdict="new", reason="no band; run with --update to record one")
-        elif (row["band"].get("set") != list(specs[entry.key][0].set_pairs) or row["band"].get("preset") != entry.preset
+        elif (row["band"].get("set") != list(entry.sets) or row["band"].get("preset") != entry.preset
               or row["band"].get("eval_episodes") != entry.eval_episodes):
             row.update(verdict="stale", reason="the band was measured with another config; run with --update")
         else:
