@@ -116,10 +116,15 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
             action = action + sigma * torch.randn_like(action)
         return action.clamp(-1.0, 1.0)
 
+    def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """The acting path on tensors: the reverse process, noisy unless deterministic; [1, d]."""
+        return self.policy(obs, noisy=not deterministic)
+
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        return self.policy(self._obs_tensor(obs), noisy=not deterministic)[0].cpu().numpy()
+        return self.act_step(self._obs_tensor(obs), deterministic)[0].cpu().numpy()
 
+    @torch.compiler.disable  # a GMM fit on the host every alpha_delay updates: compiled code calls it as is
     @torch.no_grad()
     def estimate_entropy(self, obs: torch.Tensor) -> torch.Tensor:
         """DACER's entropy estimate: GMM entropy of `entropy_samples` noisy actions for each state of obs (host sync)."""
@@ -129,10 +134,17 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
         return torch.tensor(gmm_entropy(actions, cfg.gmm_components), device=self.device)
 
     # -- one update ------------------------------------------------------------------------------
+    compiled_methods = ("act_step", "update_step")
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config
         k = self.updates
-        self.updates += 1
+        self.updates += 1  # the delays are decided here, outside the compiled step (a counter would recompile it)
+        return self.update_step(batch, alpha_step=k % cfg.alpha_delay == 0, policy_step=k % cfg.policy_delay == 0,
+                                target_step=k % cfg.target_delay == 0)
+
+    def update_step(self, batch: Batch, alpha_step: bool, policy_step: bool, target_step: bool) -> dict[str, torch.Tensor]:
+        cfg = self.config
         noisy = cfg.noisy_training_actions
 
         # 1. critic loss (distributional, DSAC-v2 / DACER)
@@ -147,12 +159,11 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
         critic_loss.backward()
 
         # 2. entropy estimate, every alpha_delay updates
-        alpha_step = k % cfg.alpha_delay == 0
         if alpha_step:
             self.entropy = self.estimate_entropy(batch.obs)
 
         # 3. actor through all T denoising steps, against the critic before its step
-        if k % cfg.policy_delay == 0:
+        if policy_step:
             self.critic.requires_grad_(False)
             actor_loss = -self.critic.min_q(batch.obs, self.policy(batch.obs, noisy)).mean()
             self.actor_opt.zero_grad(set_to_none=True)
@@ -171,7 +182,7 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
             self.alpha_opt.step()
 
         # 5. targets
-        if k % cfg.target_delay == 0:
+        if target_step:
             polyak_update(self.critic, self.critic_target, cfg.tau)
 
         return {

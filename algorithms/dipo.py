@@ -129,14 +129,17 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
             x = sched.posterior_mean(x, sched.predict_x0(x, eps, i), i)
         return x.clamp(-1.0, 1.0)
 
+    compiled_methods = ("act_step", "update_with")  # no counters: the update is compiled whole
+
+    def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """The acting path on tensors; [1, d]."""
+        if deterministic and self.config.deterministic_eval:
+            return self.sample_without_step_noise(obs)
+        return self.generate(obs)
+
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        obs_t = self._obs_tensor(obs)
-        if deterministic and self.config.deterministic_eval:
-            action = self.sample_without_step_noise(obs_t)
-        else:
-            action = self.generate(obs_t)
-        return action[0].cpu().numpy()
+        return self.act_step(self._obs_tensor(obs), deterministic)[0].cpu().numpy()
 
     # -- the action ascent -----------------------------------------------------------------------
     def improve_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -97,10 +97,17 @@ class DPMD(NoiseTemperature, BestOfNDiffusion):
         x_t = self.schedule.q_sample(action, noise, i)
         return weighted_noise_loss(predict_noise(self.actor, obs, x_t, i), noise, weights)
 
+    compiled_methods = ("act_step", "update_step")
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config
         k = self.updates
-        self.updates += 1
+        self.updates += 1  # the delays are decided here, outside the compiled step (a counter would recompile it)
+        return self.update_step(batch, policy_step=k % cfg.policy_delay == 0, alpha_step=k % cfg.alpha_delay == 0,
+                                target_step=k % cfg.target_delay == 0)
+
+    def update_step(self, batch: Batch, policy_step: bool, alpha_step: bool, target_step: bool) -> dict[str, torch.Tensor]:
+        cfg = self.config
 
         # 1. critic, one step
         next_action = self.policy_actions(batch.next_obs)
@@ -117,7 +124,7 @@ class DPMD(NoiseTemperature, BestOfNDiffusion):
             self.q_std.copy_(new_std)
 
         # 3. actor
-        if k % cfg.policy_delay == 0:
+        if policy_step:
             actor_loss = self.actor_loss(batch.next_obs, next_action, weights)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
@@ -125,9 +132,9 @@ class DPMD(NoiseTemperature, BestOfNDiffusion):
             self.last_actor_loss = actor_loss.detach()
 
         # 4. temperature and targets
-        if k % cfg.alpha_delay == 0:
+        if alpha_step:
             self.temperature_step()
-        if k % cfg.target_delay == 0:
+        if target_step:
             self.update_targets()
 
         return {

@@ -115,6 +115,8 @@ class MFP(MeanFlowPolicy, OffPolicyAlgorithm):
     # acting: a* of best-of-N one-step candidates, no exploration noise (MeanFlowPolicy)
 
     # -- one update ---------------------------------------------------------------------------------
+    compiled_methods = ("act_step", "update")  # no counters: the update is compiled whole
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config
         b = batch.obs.shape[0]

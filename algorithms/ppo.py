@@ -159,12 +159,20 @@ class PPO(Algorithm):
         self._pending: tuple[np.ndarray, np.ndarray] | None = None  # (obs, unclipped sample): not state
 
     # -- acting ----------------------------------------------------------------------------------
+    compiled_methods = ("act_step", "policy_objective", "value_loss")  # the KL early stop reads the host: the
+    # loop over policy steps stays eager, its tensor work is compiled
+
+    def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """The Gaussian's mean (deterministic) or an unclipped sample from it; obs [1, o] -> [d]."""
+        mu = self.actor.mu(obs)[0]
+        return mu if deterministic else mu + torch.exp(self.actor.log_std) * torch.randn_like(mu)
+
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        mu = self.actor.mu(self._obs_tensor(obs))[0]
+        action = self.act_step(self._obs_tensor(obs), deterministic)
         if deterministic:
-            return mu.clamp(-1.0, 1.0).cpu().numpy()
-        raw = (mu + torch.exp(self.actor.log_std) * torch.randn_like(mu)).cpu().numpy()
+            return action.clamp(-1.0, 1.0).cpu().numpy()
+        raw = action.cpu().numpy()
         self._pending = (np.array(obs, dtype=np.float32, copy=True), raw)
         return np.clip(raw, -1.0, 1.0)
 
@@ -213,6 +221,15 @@ class PPO(Algorithm):
         as_t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
         return as_t(adv), as_t(ret)
 
+    def policy_objective(self, obs: torch.Tensor, action: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(clipped surrogate loss, approximate KL(old || new), log pi(a | s)) of the current policy."""
+        logp = self.actor.log_prob(obs, action)
+        return clipped_surrogate(logp, logp_old, adv, self.config.clip_ratio), (logp_old - logp).mean().detach(), logp
+
+    def value_loss(self, obs: torch.Tensor, ret: torch.Tensor) -> torch.Tensor:
+        return (self.critic(obs).squeeze(-1) - ret).pow(2).mean()
+
     def update(self, batch: Batch, truncated: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One PPO update on a rollout of consecutive transitions (actions unclipped). `truncated` marks
         time-limit cuts; the last transition always ends its piece (bootstrapped unless terminated).
@@ -229,9 +246,7 @@ class PPO(Algorithm):
         first_loss = kl = torch.zeros((), device=self.device)
         logp = logp_old
         for k in range(cfg.policy_iters):
-            logp = self.actor.log_prob(batch.obs, batch.action)
-            loss = clipped_surrogate(logp, logp_old, adv, cfg.clip_ratio)
-            kl = (logp_old - logp).mean().detach()
+            loss, kl, logp = self.policy_objective(batch.obs, batch.action, logp_old, adv)
             if k == 0:
                 first_loss = loss.detach()
             if cfg.target_kl is not None and float(kl) > cfg.kl_stop_factor * cfg.target_kl:
@@ -243,7 +258,7 @@ class PPO(Algorithm):
         clip_frac = ((torch.exp(logp.detach() - logp_old) - 1.0).abs() > cfg.clip_ratio).float().mean()
 
         for _ in range(cfg.value_iters):
-            value_loss = (self.critic(batch.obs).squeeze(-1) - ret).pow(2).mean()
+            value_loss = self.value_loss(batch.obs, ret)
             self.critic_opt.zero_grad(set_to_none=True)
             value_loss.backward()
             self.critic_opt.step()

@@ -93,9 +93,14 @@ class QSM(BestOfNDiffusion):
             self.critic.requires_grad_(True)
         return weighted_noise_loss(predict_noise(self.actor, obs, noisy, i), target), target
 
+    compiled_methods = ("act_step", "update_step")
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        self.updates += 1  # counted outside the compiled step (a counter would recompile it)
+        return self.update_step(batch)
+
+    def update_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config
-        self.updates += 1
 
         # 1. critic, then targets
         next_action = self.policy_actions(batch.next_obs, cfg.target_particles)

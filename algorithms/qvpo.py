@@ -137,10 +137,13 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         return entropy_weight(cfg.warmup_steps + self.updates, cfg.entropy_weight, cfg.entropy_weight_min, cfg.entropy_decay_steps)
 
     # -- one update ------------------------------------------------------------------------------
-    def policy_loss(self, obs: torch.Tensor, ent_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def policy_loss(self, obs: torch.Tensor, ent_weight: torch.Tensor | float, with_entropy: bool | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The Q-weighted denoising loss on `train_samples` policy samples per state of obs [B, o],
         plus the entropy term; returns (loss, mean weight of the chosen samples)."""
         cfg = self.config
+        if with_entropy is None:  # the update passes it, decided on the host, so its compiled step never syncs
+            with_entropy = float(ent_weight) > 0
         b, k, c = obs.shape[0], cfg.train_samples, cfg.train_chosen
         with torch.no_grad():
             states = repeat_states(obs, k)
@@ -151,7 +154,7 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
             chosen_obs = repeat_states(obs, c)
             w = w.reshape(b * c)
             x0, s, weights = [chosen], [chosen_obs], [w]
-            if cfg.entropy_samples and ent_weight > 0:
+            if cfg.entropy_samples and with_entropy:
                 n = cfg.entropy_samples
                 x0.append(torch.empty((b * c * n, self.act_dim), device=obs.device).uniform_(-1.0, 1.0))
                 s.append(chosen_obs.repeat(n, 1))
@@ -159,10 +162,16 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         loss = weighted_ddpm_loss(self.actor, self.schedule, torch.cat(s), torch.cat(x0), torch.cat(weights))
         return loss, w.mean()
 
+    compiled_methods = ("act_step", "update_step")
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        cfg = self.config
         ent_weight = self.current_entropy_weight()
-        self.updates += 1
+        self.updates += 1  # the decaying weight is computed here and passed as a tensor, so the compiled step
+        # sees one graph (a Python float that changes every update would recompile it)
+        return self.update_step(batch, torch.tensor(ent_weight, device=self.device), with_entropy=ent_weight > 0)
+
+    def update_step(self, batch: Batch, ent_weight: torch.Tensor, with_entropy: bool) -> dict[str, torch.Tensor]:
+        cfg = self.config
 
         # 1. critic: next action = best of target_particles policy samples by the target critic
         with torch.no_grad():
@@ -177,7 +186,7 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         self.critic_opt.step()
 
         # 2. actor: Q-weighted denoising loss with the updated critic
-        actor_loss, mean_weight = self.policy_loss(batch.obs, ent_weight)
+        actor_loss, mean_weight = self.policy_loss(batch.obs, ent_weight, with_entropy)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         clip_gradients(self.actor, cfg.grad_clip)
@@ -191,5 +200,5 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
             "actor_loss": actor_loss.detach(),
             "q_mean": q.detach().mean(),
             "weight_mean": mean_weight,
-            "entropy_weight": torch.tensor(ent_weight, device=self.device),
+            "entropy_weight": ent_weight,
         }

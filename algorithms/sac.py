@@ -92,14 +92,15 @@ class SAC(Generator, OffPolicyAlgorithm):
         self.alpha_opt = adam(self.temperature.parameters(), cfg.alpha_lr, self.device)
         self.target_entropy = cfg.target_entropy_scale * act_dim
 
+    compiled_methods = ("act_step", "update")  # no counters: the update is compiled whole
+
+    def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """The acting path on tensors: tanh(mean) in evaluation, a policy sample otherwise; [1, d]."""
+        return torch.tanh(self.actor(obs)[0]) if deterministic else self.actor.sample(obs)[0]
+
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        obs_t = self._obs_tensor(obs)
-        if deterministic:
-            action = torch.tanh(self.actor(obs_t)[0])
-        else:
-            action = self.actor.sample(obs_t)[0]
-        return action[0].cpu().numpy()
+        return self.act_step(self._obs_tensor(obs), deterministic)[0].cpu().numpy()
 
     def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """SAC is not a generative policy: its stand-in for the generator (algorithms/common/capabilities.py)

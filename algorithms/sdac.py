@@ -120,11 +120,16 @@ class SDAC(NoiseTemperature, BestOfNDiffusion):
             w = sdac_weights(q, self.inverse_temperature())
         return sdac_loss(predict_noise(self.actor, obs, x_t, i), noise, w), w
 
+    compiled_methods = ("act_step", "update_step")
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config
         k = self.updates
-        self.updates += 1
-        policy_step = k % cfg.policy_delay == 0
+        self.updates += 1  # the delays are decided here, outside the compiled step (a counter would recompile it)
+        return self.update_step(batch, policy_step=k % cfg.policy_delay == 0, alpha_step=k % cfg.alpha_delay == 0,
+                                target_step=k % cfg.target_delay == 0)
+
+    def update_step(self, batch: Batch, policy_step: bool, alpha_step: bool, target_step: bool) -> dict[str, torch.Tensor]:
         b = batch.obs.shape[0]
 
         # 1. the policy's actions at s' (critic target) and, on actor updates, at s: one best-of-N pass
@@ -144,11 +149,11 @@ class SDAC(NoiseTemperature, BestOfNDiffusion):
         # 3. critic step, temperature
         self.critic_opt.step()
         alpha = self.temperature.alpha.detach()
-        if k % cfg.alpha_delay == 0:
+        if alpha_step:
             self.temperature_step()
 
         # 4. targets
-        if k % cfg.target_delay == 0:
+        if target_step:
             self.update_targets()
 
         return {

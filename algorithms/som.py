@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from typing import Optional
 
 import torch
@@ -29,10 +30,11 @@ import torch
 from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.buffer import Batch
-from algorithms.common.capabilities import ScoreField
+from algorithms.common.capabilities import Profiled, ScoreField, UpdatePhase
 from algorithms.common.config import (BestOfNConfig, Boolean, ConfigError, Fraction, NonNegative, OffPolicyConfig, OneOf, OptionalOf,
                                       Positive, TemperatureConfig, param)
 from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
+from algorithms.common.nets import linear_layers, matmul_shapes
 from algorithms.common.meanflow import TIME_SAMPLINGS, MeanFlowActor, MeanFlowPolicy, adaptive_weighted_loss, meanflow_target, sample_times
 from algorithms.common.schedules import VESchedule, VPSchedule
 from algorithms.common.score import boltzmann_score, normalize_score
@@ -142,7 +144,7 @@ def som_velocity(schedule, cfg: SOMConfig, w: float, a_t: torch.Tensor, score: t
 
 
 @register
-class SOM(MeanFlowPolicy, ScoreField, OffPolicyAlgorithm):
+class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
     name = "som"
     description = "SOM: one-step MeanFlow actor trained on critic scores (VP/VE PF-ODE), best-of-N, distributional critic."
     Config = SOMConfig
@@ -211,11 +213,25 @@ class SOM(MeanFlowPolicy, ScoreField, OffPolicyAlgorithm):
         return som_velocity(self.schedule, self.config, self.w, a_t, score, t)
 
     # -- one update (Algorithm 1) ---------------------------------------------------------------
+    compiled_methods = ("act_step", "update_step")
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config
-        self.updates += 1
+        self.updates += 1  # the delays are decided here, outside the compiled step (a counter would recompile it)
+        return self.update_step(batch, target_step=self.updates % cfg.target_delay == 0,
+                                alpha_step=self.updates % cfg.alpha_delay == 0)
 
-        # 1. critic (DACER), best-of-N next action
+    def update_step(self, batch: Batch, target_step: bool, alpha_step: bool) -> dict[str, torch.Tensor]:
+        critic_metrics = self.critic_step(batch)
+        actor_metrics = self.actor_step(batch)
+        alpha = self.delayed_steps(target_step, alpha_step)
+        c, a = critic_metrics, actor_metrics  # in the order train.csv has always had
+        return {"critic_loss": c["critic_loss"], "actor_loss": a["actor_loss"], "q_mean": c["q_mean"], "q_std": c["q_std"],
+                "alpha": alpha, "velocity_norm": a["velocity_norm"]}
+
+    def critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """1. critic (DACER's distributional loss); the next action is best-of-N pi(s')."""
+        cfg = self.config
         with torch.no_grad():
             next_action = self.best_of_n(batch.next_obs, cfg.num_particles)
             t_mu, t_sigma = self.critic_target(batch.next_obs, next_action)
@@ -226,8 +242,11 @@ class SOM(MeanFlowPolicy, ScoreField, OffPolicyAlgorithm):
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
+        return {"critic_loss": critic_loss.detach(), "q_mean": mu.detach().mean(), "q_std": sigma.detach().mean()}
 
-        # 2. actor: MeanFlow regression on the score-based velocity (Eq. 1, 5, 6/8, 7)
+    def actor_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """2. actor: MeanFlow regression on the score-based velocity (Eq. 1, 5, 6/8, 7)."""
+        cfg = self.config
         b = batch.obs.shape[0]
         r, t = sample_times(b, cfg.r_equals_t_fraction, self.device, mode=cfg.time_sampling)
         a_t = self.schedule.perturb(batch.action, torch.randn_like(batch.action), t)
@@ -237,26 +256,57 @@ class SOM(MeanFlowPolicy, ScoreField, OffPolicyAlgorithm):
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
+        return {"actor_loss": actor_loss.detach(), "velocity_norm": v.norm(dim=-1).mean().detach()}
 
-        # 3. delayed target and temperature updates
-        if self.updates % cfg.target_delay == 0:
+    def delayed_steps(self, target_step: bool, alpha_step: bool) -> torch.Tensor:
+        """3. the delayed target (Polyak) and temperature updates; returns alpha before its step."""
+        cfg = self.config
+        if target_step:
             polyak_update(self.critic, self.critic_target, cfg.tau)
         alpha = self.temperature.alpha.detach()
-        if self.updates % cfg.alpha_delay == 0:
+        if alpha_step:
             entropy = gaussian_noise_entropy(self.temperature.alpha, cfg.noise_scale, self.act_dim)
             alpha_loss = noise_alpha_loss(self.temperature.log_alpha, entropy, self.target_entropy)
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_opt.step()
+        return alpha
 
-        return {
-            "critic_loss": critic_loss.detach(),
-            "actor_loss": actor_loss.detach(),
-            "q_mean": mu.detach().mean(),
-            "q_std": sigma.detach().mean(),
-            "alpha": alpha,
-            "velocity_norm": v.norm(dim=-1).mean().detach(),
-        }
+    # -- where the update's time goes (`sombench latency --breakdown`) --------------------------------
+    def update_breakdown(self, batch: Batch) -> list[UpdatePhase]:
+        """The parts of one update, each runnable on its own, with the matrix products of its network
+        evaluations (algorithms/common/nets.py `matmul_shapes`): the floor each part is compared against."""
+        cfg = self.config
+        b, n, k = batch.obs.shape[0], cfg.num_particles, cfg.num_score_samples
+        actor, critic = linear_layers(self.actor), linear_layers(self.critic)
+        r, t = sample_times(b, cfg.r_equals_t_fraction, self.device, mode=cfg.time_sampling)
+        a_t = self.schedule.perturb(batch.action, torch.randn_like(batch.action), t)
+
+        def next_action() -> torch.Tensor:
+            with torch.no_grad():
+                return self.best_of_n(batch.next_obs, n)
+
+        return [
+            UpdatePhase("critic step", lambda: self.critic_step(batch),
+                        matmul_shapes(actor, b * n) + matmul_shapes(critic, b * n) + matmul_shapes(critic, b)
+                        + matmul_shapes(critic, b, input_grads=True, weight_grads=True)),
+            UpdatePhase("best-of-N next action", next_action, matmul_shapes(actor, b * n) + matmul_shapes(critic, b * n),
+                        parent="critic step"),
+            UpdatePhase("actor step", lambda: self.actor_step(batch),
+                        matmul_shapes(critic, b * k, input_grads=True, action_grad=True)
+                        + matmul_shapes(actor, b, forwards=2, input_grads=True, weight_grads=True)),
+            UpdatePhase("score (Eq. 5)", lambda: self.score(batch.obs, a_t, t),
+                        matmul_shapes(critic, b * k, input_grads=True, action_grad=True), parent="actor step"),
+            UpdatePhase("targets and alpha", lambda: self.delayed_steps(True, False), [], per_update=1.0 / cfg.target_delay),
+        ]
+
+    def bare_forwards(self, batch: int) -> dict[str, Callable[[], torch.Tensor]]:
+        """The two network calls acting is made of, bare, at the acting batch N: the actor's one step on
+        N noises and the twin critic's min over them (`sombench latency`'s reference rows)."""
+        eps = self.prior_std * torch.randn((batch, self.act_dim), device=self.device)
+        obs = torch.randn((batch, self.obs_dim), device=self.device)
+        zeros, ones = torch.zeros((batch, 1), device=self.device), torch.ones((batch, 1), device=self.device)
+        return {"actor": lambda: self.actor(eps, zeros, ones, obs), "critic": lambda: self.critic.min_q(obs, eps)}
 
     # -- the score field of algorithms/common/capabilities.py (sombench bandit's figures) ---------
     def score_field(self, obs: torch.Tensor, a_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -127,14 +127,15 @@ def check_checkpoint(spec, run: Path) -> None:
 
 
 def build_specs(algo: str, env: str, seeds: list[int], steps: int, *, eval_every: int, eval_episodes: int, checkpoint_every: int,
-                log_every: int, device: str, threads: int, set_pairs: list[str], preset: str | None, tag: str | None) -> list:
+                log_every: int, device: str, threads: int, set_pairs: list[str], preset: str | None, tag: str | None,
+                compile: bool = False) -> list:
     """RunSpecs for seeds of one algorithm (variant) on one env, the config validated before anything is written."""
     from sombench.runner import RunSpec, resolve_config
 
     resolve_config(algo, preset, list(set_pairs))  # validates the preset and every --set: one line, exit 2
     return [RunSpec(algo=algo, env_id=env, seed=s, total_steps=steps, eval_every=eval_every, eval_episodes=eval_episodes,
                     checkpoint_every=checkpoint_every, log_every=log_every, device=device, threads=threads,
-                    set_pairs=tuple(set_pairs), preset=preset, tag=tag, command=("sombench", *_INVOKED_ARGS))
+                    set_pairs=tuple(set_pairs), preset=preset, tag=tag, command=("sombench", *_INVOKED_ARGS), compile=compile)
             for s in seeds]
 
 
@@ -171,6 +172,7 @@ def run(
     checkpoint_every: int = typer.Option(50_000, "--checkpoint-every", help="Env steps between checkpoints (taken at the next episode end)."),
     log_every: int = typer.Option(1_000, "--log-every", help="Env steps per train.csv row (metrics averaged over the window)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per seed (default: CPU cores / workers)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the act and update paths (CUDA graphs on CUDA); falls back to eager with one warning."),
 ) -> None:
     """Train ALGO on ENV over seeds; skip finished seeds, resume interrupted ones."""
     from sombench.envs import describe_env
@@ -194,7 +196,8 @@ def run(
     dev = resolve_device(device)
     specs = build_specs(algo, env, list(range(seed_start, seed_start + seeds)), n_steps, eval_every=eval_every,
                         eval_episodes=eval_episodes, checkpoint_every=checkpoint_every, log_every=log_every, device=dev,
-                        threads=default_threads(threads, workers, seeds), set_pairs=list(set_), preset=preset, tag=tag)
+                        threads=default_threads(threads, workers, seeds), set_pairs=list(set_), preset=preset, tag=tag,
+                        compile=compile_)
     st = Store(results)
     st.check()
     for spec in specs:
@@ -406,6 +409,8 @@ def latency(
     fmt: str = typer.Option("rich", "--format", help="rich, md, csv or json."),
     paper: bool = typer.Option(False, "--paper", help="Also print the paper's Table 2 and ratio columns (each algorithm / SOM)."),
     results: Path = typer.Option(Path("results"), "--results", help="Results store folder; the CSV goes to RESULTS/latency/."),
+    compile_: bool = typer.Option(False, "--compile", help="Also time each algorithm compiled (torch.compile; CUDA graphs on CUDA): eager and compiled columns."),
+    breakdown: bool = typer.Option(False, "--breakdown", help="Also print SOM's update phase by phase against its network evaluations as bare matrix products."),
 ) -> None:
     """Table 2: time of one training update (batch 256) and one acting call (batch 1) per algorithm."""
     from sombench import latency as lat
@@ -433,18 +438,34 @@ def latency(
         if err_console.is_terminal:  # keep piped stderr quiet; no spinner thread runs while timing
             err_console.print(f"timing {name} on {dev} ...", style="dim")
 
-    report = lat.measure_all(lat.select_algorithms(classes), info, dev, repeats, on_start=on_start)
+    def warn(message: str) -> None:
+        err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    selected = lat.select_algorithms(classes)
+    if breakdown and fmt == "csv":
+        raise UserError("--breakdown prints tables: use --format rich, md or json")
+    report = lat.measure_all(selected, info, dev, repeats, on_start=on_start, compiled=compile_, warn=warn)
+    extra, breakdowns = [], {}
+    if breakdown:
+        for name, cls in selected.items():
+            on_start(f"{name}'s update part by part")
+            phases = lat.measure_breakdown(cls, info, dev, repeats)
+            if phases is None:
+                warn(f"--breakdown: {name} does not declare the parts of its update (algorithms/common/capabilities.py Profiled)")
+                continue
+            breakdowns[name] = phases
+            extra.append(lat.breakdown_grid(name, info.env_id, phases))
     st.init()
     path = lat.write_csv(results, report)
     comparison = lat.compare(report) if paper else None
     if fmt == "json":
-        print(lat.to_json(report, comparison, path))
+        print(lat.to_json(report, comparison, path, breakdowns))
     elif fmt == "csv":
         print(lat.to_csv(report, comparison), end="")
     elif fmt == "md":
-        print(lat.to_markdown(report, comparison))
+        print(lat.to_markdown(report, comparison, extra))
     else:
-        console.print(lat.to_rich(report, comparison))
+        console.print(lat.to_rich(report, comparison, extra))
         console.print(f"wrote {path}", markup=False)
 
 
@@ -463,6 +484,7 @@ def bandit(
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
     workers: int = typer.Option(1, "--workers", help="Seeds trained in parallel processes."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per seed (default: CPU cores / workers)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the act and update paths (CUDA graphs on CUDA); falls back to eager with one warning."),
 ) -> None:
     """Train on a 2-D bandit (SOM Section 5.2, Appendices F-H), then write and print mode counts and figures."""
     from sombench.bandit import evaluate as bandit_eval
@@ -489,7 +511,7 @@ def bandit(
         groups[name] = build_specs(algo, env_id, list(range(seeds)), n_steps, eval_every=max(1, n_steps // 10), eval_episodes=100,
                                    checkpoint_every=n_steps, log_every=max(1, n_steps // 20), device=dev,
                                    threads=default_threads(threads, workers, seeds), set_pairs=list(set_),
-                                   preset=bandit_eval.preset_for(algo), tag=tag)
+                                   preset=bandit_eval.preset_for(algo), tag=tag, compile=compile_)
     st = Store(results)
     st.check()
     for specs in groups.values():
@@ -553,6 +575,7 @@ def sweep(
     eval_episodes: int = typer.Option(10, "--eval-episodes", help="Episodes per evaluation."),
     checkpoint_every: int = typer.Option(50_000, "--checkpoint-every", help="Env steps between checkpoints."),
     log_every: int = typer.Option(1_000, "--log-every", help="Env steps per train.csv row."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the act and update paths (CUDA graphs on CUDA); falls back to eager with one warning."),
 ) -> None:
     """Run a grid (algorithms x envs x seeds x --grid values) on a local pool, Ray or Slurm; skip finished runs, resume the others."""
     import algorithms as algorithm_registry
@@ -605,7 +628,7 @@ def sweep(
     plan = sw.expand(algo_names, env_names, seed_list, n_steps, list(set_), grid_axes, preset, build_specs,
                      lambda a, e: infos[e].default_steps * classes[a].budget_factor.get(e, 1),
                      eval_every=eval_every, eval_episodes=eval_episodes, checkpoint_every=checkpoint_every, log_every=log_every,
-                     device=dev, threads=per_run_threads)
+                     device=dev, threads=per_run_threads, compile=compile_)
     results = results.absolute()
     if dry_run:
         import torch

@@ -45,6 +45,7 @@ from rich.console import Group
 
 import algorithms
 from algorithms.common.buffer import Batch
+from algorithms.common.capabilities import Profiled
 from algorithms.common.spaces import ActionScaler
 from sombench import render, store
 from sombench.render import Grid
@@ -61,7 +62,9 @@ PAPER_MACHINE = "NVIDIA RTX 4090, AMD Ryzen Threadripper PRO 5995WX"
 PAPER_ENV = "HalfCheetah-v4"
 CSV_COLUMNS = ["algo", "env", "T_d", "N", "batch_size", "update_cycle", "repeats", "warmup",
                "train_ms_mean", "train_ms_ci95", "train_ms_median", "infer_ms_mean", "infer_ms_ci95", "infer_ms_median",
-               "device", "gpu", "cpu", "torch_threads", "torch_version", "compiled", "timestamp"]
+               "train_compiled_ms_mean", "train_compiled_ms_ci95", "train_compiled_ms_median",
+               "infer_compiled_ms_mean", "infer_compiled_ms_ci95", "infer_compiled_ms_median", "compiled_methods",
+               "bare_forwards", "bare_forwards_ms_median", "device", "gpu", "cpu", "torch_threads", "torch_version", "compiled", "timestamp"]
 
 
 # -- timing -------------------------------------------------------------------------------------
@@ -126,6 +129,13 @@ class AlgoLatency:
     update_cycle: int
     train: Timing
     infer: Timing
+    train_compiled: Timing | None = None
+    """The same measurements with `--compile` (None: not measured)."""
+    infer_compiled: Timing | None = None
+    compiled_methods: tuple[str, ...] = ()
+    """The methods torch.compile built ([] with --compile means it fell back to eager)."""
+    bare: dict[str, Timing] = dataclasses.field(default_factory=dict)
+    """The bare network calls of one acting call at the acting batch (algorithms that are `Profiled`)."""
 
 
 @dataclasses.dataclass
@@ -158,48 +168,118 @@ def device_sync(device: torch.device) -> Callable[[], None] | None:
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
-def measure(cls: type, info: EnvInfo, device: torch.device, repeats: int, warmup: int = WARMUP, seed: int = 0) -> AlgoLatency:
-    """Time one training update and one acting call of `cls` built with its paper defaults."""
+def _time_algorithm(cls: type, info: EnvInfo, device: torch.device, repeats: int, warmup: int, seed: int,
+                    compiled: bool, warn: Callable[[str], None] | None) -> tuple[Timing, Timing, Any, list[str]]:
     torch.manual_seed(seed)
-    config = cls.Config()
-    algo = cls(info.obs_dim, info.act_dim, config, device)
-    batch_size = int(getattr(config, "batch_size", 256))
-    batch = random_batch(info.obs_dim, info.act_dim, batch_size, device, seed)
+    algo = cls(info.obs_dim, info.act_dim, cls.Config(), device)
+    names = algo.compile(warn=warn) if compiled else []
+    batch = random_batch(info.obs_dim, info.act_dim, int(getattr(algo.config, "batch_size", 256)), device, seed)
     scaler = ActionScaler(info.act_low, info.act_high)
     obs = np.random.default_rng(seed).standard_normal(info.obs_dim).astype(np.float32)
     sync = device_sync(device)
     cycle = max(1, int(getattr(cls, "update_cycle", 1)))
+    # the warm-up runs every schedule phase of the cycle at least once, so compilation is never timed
     train = time_calls(lambda: algo.update(batch), repeats, warmup, sync, calls_per_repeat=cycle)
     infer = time_calls(lambda: scaler.to_env(algo.act(obs, deterministic=False)), repeats, warmup, sync)
-    return AlgoLatency(cls.name, cls.generation_steps, int(algo.particles), batch_size, cycle,
-                       timing_stats(train), timing_stats(infer))
+    return timing_stats(train), timing_stats(infer), algo, names
 
 
-def machine_info(device: torch.device) -> dict[str, Any]:
+def measure(cls: type, info: EnvInfo, device: torch.device, repeats: int, warmup: int = WARMUP, seed: int = 0,
+            compiled: bool = False, warn: Callable[[str], None] | None = None) -> AlgoLatency:
+    """Time one training update and one acting call of `cls` built with its paper defaults; with `compiled`,
+    time a second instance again after `algo.compile()` (the same seed, batch and observation: eager and
+    compiled are treated alike). `Profiled` algorithms also get their bare acting forwards timed."""
+    train, infer, algo, _ = _time_algorithm(cls, info, device, repeats, warmup, seed, False, warn)
+    bare = {}
+    if isinstance(algo, Profiled):
+        sync = device_sync(device)
+        with torch.no_grad():
+            for name, call in algo.bare_forwards(int(algo.particles)).items():
+                bare[name] = timing_stats(time_calls(call, repeats, warmup, sync))
+    row = AlgoLatency(cls.name, cls.generation_steps, int(algo.particles), int(getattr(algo.config, "batch_size", 256)),
+                      max(1, int(getattr(cls, "update_cycle", 1))), train, infer, bare=bare)
+    if not compiled:
+        return row
+    del algo
+    gc.collect()
+    train_c, infer_c, _, names = _time_algorithm(cls, info, device, repeats, warmup, seed, True, warn)
+    return dataclasses.replace(row, train_compiled=train_c, infer_compiled=infer_c, compiled_methods=tuple(names))
+
+
+@dataclasses.dataclass
+class PhaseTiming:
+    name: str
+    parent: str | None
+    per_update: float
+    measured: Timing
+    products: Timing | None
+    """The phase's network evaluations as bare matrix products (None: it has none)."""
+
+
+def time_products(shapes: list[tuple[int, int, int, int]], device: torch.device, repeats: int, warmup: int = WARMUP,
+                  seed: int = 0) -> Timing | None:
+    """Time the matrix products `shapes` ((groups, M, K, N): bmm of [g, M, K] by [g, K, N]) run back to back
+    on random operands allocated beforehand: the cost of the network evaluations with nothing around them."""
+    if not shapes:
+        return None
+    gen = torch.Generator().manual_seed(seed)
+    operands = [(torch.randn(g, m, k, generator=gen).to(device), torch.randn(g, k, n, generator=gen).to(device))
+                for g, m, k, n in shapes]
+
+    def run() -> None:
+        for a, b in operands:
+            torch.bmm(a, b)
+
+    return timing_stats(time_calls(run, repeats, warmup, device_sync(device)))
+
+
+def measure_breakdown(cls: type, info: EnvInfo, device: torch.device, repeats: int, warmup: int = WARMUP,
+                      seed: int = 0) -> list[PhaseTiming] | None:
+    """Each part of one update of a `Profiled` algorithm (None for others) timed alone, beside its network
+    evaluations as bare matrix products; the whole update is the first row."""
+    torch.manual_seed(seed)
+    algo = cls(info.obs_dim, info.act_dim, cls.Config(), device)
+    if not isinstance(algo, Profiled):
+        return None
+    batch = random_batch(info.obs_dim, info.act_dim, int(getattr(algo.config, "batch_size", 256)), device, seed)
+    sync = device_sync(device)
+    cycle = max(1, int(getattr(cls, "update_cycle", 1)))
+    whole = timing_stats(time_calls(lambda: algo.update(batch), repeats, warmup, sync, calls_per_repeat=cycle))
+    phases = algo.update_breakdown(batch)
+    rows = [PhaseTiming("whole update", None, 1.0, whole,
+                        time_products([p for ph in phases if ph.parent is None for p in ph.products], device, repeats, warmup))]
+    for ph in phases:
+        rows.append(PhaseTiming(ph.name, ph.parent, ph.per_update, timing_stats(time_calls(ph.run, repeats, warmup, sync)),
+                                time_products(ph.products, device, repeats, warmup)))
+    return rows
+
+
+def machine_info(device: torch.device, compiled: bool = False) -> dict[str, Any]:
     return {
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
-        "compiled": False,  # there is no torch.compile path yet; recorded so later tables can say
+        "compiled": bool(compiled),  # whether compiled columns were measured as well (--compile)
     }
 
 
 def measure_all(classes: dict[str, type], info: EnvInfo, device: torch.device, repeats: int, warmup: int | None = None,
-                on_start: Callable[[str], None] | None = None) -> LatencyReport:
-    """Measure every class in turn (default warm-up: WARMUP repeats)."""
+                on_start: Callable[[str], None] | None = None, compiled: bool = False,
+                warn: Callable[[str], None] | None = None) -> LatencyReport:
+    """Measure every class in turn (default warm-up: WARMUP repeats), eager and, with `compiled`, compiled."""
     warmup = WARMUP if warmup is None else warmup
     started = dt.datetime.now(dt.timezone.utc)
     rows = []
     for name, cls in classes.items():
         if on_start:
             on_start(name)
-        rows.append(measure(cls, info, device, repeats, warmup))
+        rows.append(measure(cls, info, device, repeats, warmup, compiled=compiled, warn=warn))
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    meta = {**machine_info(device), "repeats": repeats, "warmup": warmup, "timestamp": started.isoformat(timespec="seconds")}
+    meta = {**machine_info(device, compiled), "repeats": repeats, "warmup": warmup, "timestamp": started.isoformat(timespec="seconds")}
     return LatencyReport(info.env_id, rows, started, meta)
 
 
@@ -211,9 +291,21 @@ def csv_rows(report: LatencyReport) -> list[dict[str, Any]]:
              "update_cycle": r.update_cycle, "repeats": m["repeats"], "warmup": m["warmup"],
              "train_ms_mean": r.train.mean_ms, "train_ms_ci95": r.train.ci_ms, "train_ms_median": r.train.median_ms,
              "infer_ms_mean": r.infer.mean_ms, "infer_ms_ci95": r.infer.ci_ms, "infer_ms_median": r.infer.median_ms,
+             **_compiled_cells(r), "bare_forwards": "+".join(r.bare) or None,
+             "bare_forwards_ms_median": sum(t.median_ms for t in r.bare.values()) if r.bare else math.nan,
              "device": m["device"], "gpu": m["gpu"], "cpu": m["cpu"], "torch_threads": m["torch_threads"],
              "torch_version": m["torch_version"], "compiled": m["compiled"], "timestamp": m["timestamp"]}
             for r in report.rows]
+
+
+def _compiled_cells(r: AlgoLatency) -> dict[str, Any]:
+    cells: dict[str, Any] = {}
+    for kind, t in (("train", r.train_compiled), ("infer", r.infer_compiled)):
+        cells[f"{kind}_compiled_ms_mean"] = t.mean_ms if t else math.nan
+        cells[f"{kind}_compiled_ms_ci95"] = t.ci_ms if t else math.nan
+        cells[f"{kind}_compiled_ms_median"] = t.median_ms if t else math.nan
+    cells["compiled_methods"] = "+".join(r.compiled_methods) if r.train_compiled else None
+    return cells
 
 
 def store_path(results: Path, report: LatencyReport) -> Path:
@@ -317,20 +409,38 @@ def _fastest(values: list[float]) -> dict[int, int]:
     return {i: rank for rank, (_, i) in enumerate(order[:2], start=1)}
 
 
+def _compiled_ratios(report: LatencyReport) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    nan = math.nan
+    return (ratios_to({r.algo: r.train_compiled.mean_ms if r.train_compiled else nan for r in report.rows}),
+            ratios_to({r.algo: r.infer_compiled.mean_ms if r.infer_compiled else nan for r in report.rows}))
+
+
 def our_grid(report: LatencyReport, comparison: Comparison | None = None) -> Grid:
+    compiled = bool(report.meta.get("compiled"))
     header = ["Algorithm", "T_d", "N", "Training (ms)", "median", "Inference (ms)", "median"]
+    if compiled:
+        header += ["Training compiled (ms)", "Inference compiled (ms)"]
     if comparison is not None:
-        header += ["Train × SOM", "Infer × SOM"]
+        header += ["Train × SOM", "Infer × SOM"] + (["Train c. × SOM c.", "Infer c. × SOM c."] if compiled else [])
     train_rank = _fastest([r.train.mean_ms for r in report.rows])
     infer_rank = _fastest([r.infer.mean_ms for r in report.rows])
+    train_c_ratio, infer_c_ratio = _compiled_ratios(report) if compiled else (None, None)
     rows, marks = [], []
     for i, r in enumerate(report.rows):
         row = [r.algo, "-" if r.generation_steps is None else str(r.generation_steps), str(r.particles),
                _ms(r.train.mean_ms, r.train.ci_ms), _ms(r.train.median_ms), _ms(r.infer.mean_ms, r.infer.ci_ms), _ms(r.infer.median_ms)]
         mark = [None, None, None, train_rank.get(i), None, infer_rank.get(i), None]
+        if compiled:
+            tc, ic = r.train_compiled, r.infer_compiled
+            fell_back = " (eager)" if tc is not None and not r.compiled_methods else ""
+            row += [_ms(tc.mean_ms, tc.ci_ms) + fell_back if tc else "n/a", _ms(ic.mean_ms, ic.ci_ms) + fell_back if ic else "n/a"]
+            mark += [None, None]
         if comparison is not None:
             row += [_ratio((comparison.train_ratio or {}).get(r.algo)), _ratio((comparison.infer_ratio or {}).get(r.algo))]
             mark += [None, None]
+            if compiled:
+                row += [_ratio((train_c_ratio or {}).get(r.algo)), _ratio((infer_c_ratio or {}).get(r.algo))]
+                mark += [None, None]
         rows.append(row)
         marks.append(mark)
     m = report.meta
@@ -345,11 +455,62 @@ def our_grid(report: LatencyReport, comparison: Comparison | None = None) -> Gri
         f"Mean ± 95% CI (Student t, n-1 dof) over {m['repeats']} repeats after {m['warmup']} untimed warm-up repeats; "
         "fastest in bold, second underlined.",
         f"Device {machine}; CPU {m['cpu']}; torch {m['torch_version']}, {m['torch_threads']} thread(s); "
-        f"compiled: {'yes' if m['compiled'] else 'no'}; {m['timestamp']}.",
+        f"compiled: {'eager and compiled columns (torch.compile, inductor default mode on CPU, CUDA graphs on CUDA)' if m['compiled'] else 'no'}; "
+        f"{m['timestamp']}.",
     ]
+    if compiled:
+        notes.append("Compiled: a second instance built with the same seed, `algo.compile()` on its act and update paths, "
+                     "timed after the same warm-up (which runs every schedule phase, so compilation is not timed); "
+                     "'(eager)' marks a fallback.")
     if comparison is not None:
         notes += comparison.notes
     return Grid(f"Training and inference time on {report.env} ({machine})", header, rows, marks, notes)
+
+
+def acting_grid(report: LatencyReport) -> Grid | None:
+    """Acting against the bare network calls it is made of (medians), for algorithms that declare them."""
+    rows = [r for r in report.rows if r.bare]
+    if not rows:
+        return None
+    compiled = bool(report.meta.get("compiled"))
+    header = ["Algorithm", "batch", *sorted({n for r in rows for n in r.bare}, key=lambda n: n), "bare sum", "act", "act / bare"]
+    if compiled:
+        header += ["act compiled", "compiled / bare"]
+    names = header[2:-3 - (2 if compiled else 0)]
+    out = []
+    for r in rows:
+        bare = sum(t.median_ms for t in r.bare.values())
+        row = [r.algo, str(r.particles), *[_ms(r.bare[n].median_ms) if n in r.bare else "-" for n in names], _ms(bare),
+               _ms(r.infer.median_ms), _ratio(r.infer.median_ms / bare)]
+        if compiled:
+            ic = r.infer_compiled
+            row += [_ms(ic.median_ms), _ratio(ic.median_ms / bare)] if ic else ["n/a", "n/a"]
+        out.append(row)
+    notes = ["Medians. Bare: each network call alone (eager, no_grad) on N random inputs at the acting batch N; "
+             "act: the whole acting call at batch 1 as above (noise, N candidates, critic, argmax, exploration noise, "
+             "numpy round trip)."]
+    return Grid(f"Acting against its bare forwards ({report.env})", header, out, [[None] * len(header)] * len(out), notes)
+
+
+def breakdown_grid(algo: str, env: str, phases: list[PhaseTiming]) -> Grid:
+    """Each part of one update beside its network evaluations as bare matrix products (medians)."""
+    header = ["part of the update", "per update", "measured (ms)", "bare products (ms)", "measured / bare", "share of update"]
+    whole = phases[0].measured.median_ms
+    rows = []
+    top = 0.0
+    for p in phases:
+        label = p.name if p.parent is None or p.name == "whole update" else f"  of which {p.name}"
+        share = p.measured.median_ms * p.per_update / whole if whole > 0 else math.nan
+        bare = p.products.median_ms if p.products else math.nan
+        if p.parent is None and p.name != "whole update":
+            top += p.measured.median_ms * p.per_update
+        rows.append([label, f"{p.per_update:g}", _ms(p.measured.median_ms), _ms(bare) if p.products else "-",
+                     _ratio(p.measured.median_ms / bare) if p.products else "-", f"{100 * share:.0f}%"])
+    rows.append(["sum of the parts", "", _ms(top), "", "", f"{100 * top / whole:.0f}%" if whole > 0 else "n/a"])
+    notes = ["Medians. Each part runs alone on the algorithm (it steps optimizers as the update does); 'of which' rows are "
+             "inside the part above them. Bare products: the part's network evaluations (forwards, input and weight "
+             "gradients) as torch.bmm on random operands allocated beforehand, no biases, activations or anything else."]
+    return Grid(f"{algo}: one update on {env}, part by part", header, rows, [[None] * len(header)] * len(rows), notes)
 
 
 def paper_grid(comparison: Comparison) -> Grid:
@@ -366,18 +527,23 @@ def paper_grid(comparison: Comparison) -> Grid:
     return Grid(f"SOM paper, Table 2 ({PAPER_MACHINE.split(',')[0]})", header, rows, marks, notes)
 
 
-def to_rich(report: LatencyReport, comparison: Comparison | None = None) -> Group:
-    parts = [render.to_rich(our_grid(report, comparison))]
+def _grids(report: LatencyReport, comparison: Comparison | None, extra: list[Grid] | None) -> list[Grid]:
+    grids = [our_grid(report, comparison)]
+    acting = acting_grid(report)
+    if acting is not None:
+        grids.append(acting)
+    grids += extra or []
     if comparison is not None:
-        parts.append(render.to_rich(paper_grid(comparison)))
-    return Group(*parts)
+        grids.append(paper_grid(comparison))
+    return grids
 
 
-def to_markdown(report: LatencyReport, comparison: Comparison | None = None) -> str:
-    text = render.to_markdown(our_grid(report, comparison))
-    if comparison is not None:
-        text += "\n" + render.to_markdown(paper_grid(comparison))
-    return text
+def to_rich(report: LatencyReport, comparison: Comparison | None = None, extra: list[Grid] | None = None) -> Group:
+    return Group(*[render.to_rich(g) for g in _grids(report, comparison, extra)])
+
+
+def to_markdown(report: LatencyReport, comparison: Comparison | None = None, extra: list[Grid] | None = None) -> str:
+    return "\n".join(render.to_markdown(g) for g in _grids(report, comparison, extra))
 
 
 def _clean(value: Any) -> Any:
@@ -411,7 +577,8 @@ def to_csv(report: LatencyReport, comparison: Comparison | None = None) -> str:
     return buf.getvalue()
 
 
-def to_json(report: LatencyReport, comparison: Comparison | None = None, csv_path: Path | None = None) -> str:
+def to_json(report: LatencyReport, comparison: Comparison | None = None, csv_path: Path | None = None,
+            breakdowns: dict[str, list[PhaseTiming]] | None = None) -> str:
     rows = [{k: _clean(v) for k, v in r.items() if k not in report.meta} for r in csv_rows(report)]
     payload: dict[str, Any] = {"env": report.env, **{k: _clean(v) for k, v in report.meta.items()},
                                "csv": str(csv_path) if csv_path else None, "rows": rows}
@@ -422,4 +589,12 @@ def to_json(report: LatencyReport, comparison: Comparison | None = None, csv_pat
             row["train_vs_som"] = _clean((comparison.train_ratio or {}).get(row["algo"]))
             row["infer_vs_som"] = _clean((comparison.infer_ratio or {}).get(row["algo"]))
         payload["paper"] = {"env": PAPER_ENV, "machine": PAPER_MACHINE, "repeats": 30, "rows": _paper_records(comparison)}
+    acting = acting_grid(report)
+    if acting is not None:
+        payload["acting_vs_bare"] = [dict(zip(acting.header, row)) for row in acting.rows]
+    if breakdowns:
+        payload["breakdown"] = {name: [{"part": p.name, "parent": p.parent, "per_update": p.per_update,
+                                        "measured_ms_median": _clean(p.measured.median_ms),
+                                        "bare_products_ms_median": _clean(p.products.median_ms) if p.products else None}
+                                       for p in phases] for name, phases in breakdowns.items()}
     return json.dumps(payload, indent=2, allow_nan=False)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import random
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -66,6 +67,10 @@ class RunSpec:
     """The run variant's name (`--tag`); None derives it from the config (see `variant`)."""
     command: tuple[str, ...] = ()
     """The command line that started this run (recorded, not part of its identity)."""
+    compile: bool = False
+    """torch.compile the algorithm's act and update paths (`--compile`). Not part of the identity: compiled
+    and eager runs agree within float tolerance (tests/test_compile.py), so either may resume the other;
+    config.json records which segments of the run were compiled."""
 
     def config(self):
         return resolve_config(self.algo, self.preset, list(self.set_pairs))
@@ -247,6 +252,11 @@ def run_seed(spec: RunSpec, root: Path, report: Report | None = None) -> dict[st
         store.release_lock(run)
 
 
+def _warn_line(message: str) -> None:
+    """One warning line on stderr (torch.compile's fallback to eager; algorithms/common/compile.py)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 class Trainer:
     """One seed's training loop, in named steps: restore, step, evaluate, checkpoint, finish."""
 
@@ -259,6 +269,7 @@ class Trainer:
         self.scaler = ActionScaler(self.info.act_low, self.info.act_high)
         seed_everything(spec.seed)
         self.algo = algorithms.get(spec.algo)(self.info.obs_dim, self.info.act_dim, spec.config(), self.device)
+        self.compiled = self.algo.compile(warn=_warn_line) if spec.compile else []
         self.action_rng = np.random.default_rng(spec.seed)
         self.window = MetricWindow()
         self.eval_rows: list[dict[str, Any]] = []
@@ -280,7 +291,7 @@ class Trainer:
             store.atomic_write_json(self.run / "config.json", {
                 "run": spec.identity(), "variant": spec.variant, "preset": spec.preset, "tag": spec.tag,
                 "device": spec.device, "threads": spec.threads, "checkpoint_every": spec.checkpoint_every,
-                "provenance": provenance(self.device, spec.command)})
+                "compiled": self.segment(0), "provenance": provenance(self.device, spec.command)})
             return
         ckpt = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
         if upgrade_identity(ckpt.get("identity") or {}, spec) != json_ready(spec.identity()):
@@ -303,6 +314,24 @@ class Trainer:
         if self.eval_rows:
             self.last_return = self.eval_rows[-1]["return_mean"]
         self.first_reset_seed = None
+        self.record_segment()
+
+    def segment(self, step: int) -> list[dict[str, Any]]:
+        return [{"from_step": step, "compile": self.spec.compile, "methods": self.compiled}]
+
+    def record_segment(self) -> None:
+        """Append this resumed segment's compile setting to config.json's `compiled` list when it differs
+        from the last one (a run resumed with or without --compile)."""
+        path = self.run / "config.json"
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return  # the store's checks report a missing or damaged config.json; nothing to add here
+        segments = config.get("compiled") or [{"from_step": 0, "compile": False, "methods": []}]
+        last = segments[-1]
+        if (last.get("compile"), last.get("methods")) != (self.spec.compile, self.compiled):
+            config["compiled"] = segments + self.segment(self.step)
+            store.atomic_write_json(path, config)
 
     # -- files ----------------------------------------------------------------------------------
     def wall(self) -> float:

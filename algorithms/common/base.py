@@ -55,6 +55,10 @@ class Algorithm(ABC):
     `sombench bandit` applies before the user's --set); each key must be a field of `Config`, each value
     in its domain (both checked), and the reason for each value is written beside it."""
 
+    compiled_methods: ClassVar[tuple[str, ...]] = ()
+    """The methods holding this algorithm's tensor work (act and update paths) that `compile` wraps with
+    torch.compile: tensors and Python flags in, no Python counters read or written, no host syncs."""
+
     def __init__(self, obs_dim: int, act_dim: int, config: Any, device: torch.device):
         self.obs_dim = int(obs_dim)
         self.act_dim = int(act_dim)
@@ -74,6 +78,14 @@ class Algorithm(ABC):
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
 
+    def compile(self, warn=None) -> list[str]:
+        """torch.compile this instance's `compiled_methods` (algorithms/common/compile.py); returns the names
+        compiled, [] when the device cannot compile (after one warning). Eager results are unchanged."""
+        from algorithms.common.compile import compile_methods, warn_once
+
+        compiled, _ = compile_methods(self, self.compiled_methods, self.device, warn or warn_once)
+        return compiled
+
     @abstractmethod
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """An action in [-1, 1]^d for one observation; `deterministic` is the evaluation mode."""
@@ -90,7 +102,7 @@ class Algorithm(ABC):
     # -- checkpointing -------------------------------------------------------------------------
     # Every attribute that is a module, an optimizer, a replay buffer, a tensor or a plain number is
     # saved, so an algorithm's file never has to list its own state (and cannot forget any).
-    _NOT_STATE = ("obs_dim", "act_dim", "device", "config")
+    _NOT_STATE = ("obs_dim", "act_dim", "device", "config")  # compiled methods are callables: never state
 
     def _state_items(self):
         for key, value in vars(self).items():

@@ -59,12 +59,16 @@ class BestOfNActing(Generator):
         """Std of the Gaussian noise added to the acting action (None: no noise)."""
         return None
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+    def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """The acting path on tensors (compiled by --compile): obs [1, o] -> action [d]."""
         cfg = self.config
         n = (cfg.eval_particles or cfg.num_particles) if deterministic else cfg.num_particles
-        action = self.best_of_n(self._obs_tensor(obs), n)[0]
+        action = self.best_of_n(obs, n)[0]
         sigma = None if deterministic else self.exploration_std()
         if sigma is not None:
-            action = (action + sigma * torch.randn_like(action)).clamp_(-1.0, 1.0)
-        return action.cpu().numpy()
+            action = (action + sigma * torch.randn_like(action)).clamp(-1.0, 1.0)
+        return action
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        return self.act_step(self._obs_tensor(obs), deterministic).cpu().numpy()

@@ -9,7 +9,10 @@ torch.no_grad() (except `score_field`, which needs autograd).
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -54,3 +57,32 @@ class QValued(ABC):
     @abstractmethod
     def q_value(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The critic's value [B] of `actions` [B, d] at `obs` [B, o] (for twin critics, min(Q1, Q2))."""
+
+
+@dataclasses.dataclass
+class UpdatePhase:
+    """One part of an update, runnable on its own, for `sombench latency --breakdown`."""
+
+    name: str
+    run: Callable[[], Any]
+    """Runs this part once, on the algorithm itself (it may step optimizers, as the update does)."""
+    products: list[tuple[int, int, int, int]]
+    """(groups, M, K, N) of the matrix products of its network evaluations (algorithms/common/nets.py
+    `matmul_shapes`): the floor its time is compared against."""
+    parent: str | None = None
+    """The phase this one is part of (shown indented, not added to the sum)."""
+    per_update: float = 1.0
+    """How often it runs per update (1/2 for a step taken every second update)."""
+
+
+class Profiled(ABC):
+    """An algorithm whose update `sombench latency --breakdown` can time part by part, and whose acting
+    it can compare with the bare network calls acting is made of."""
+
+    @abstractmethod
+    def update_breakdown(self, batch) -> list[UpdatePhase]:
+        """The parts of one update on `batch` (top-level parts add up to the update)."""
+
+    @abstractmethod
+    def bare_forwards(self, batch: int) -> dict[str, Callable[[], torch.Tensor]]:
+        """The network calls of one acting call, bare, at the acting batch `batch`: name -> call."""

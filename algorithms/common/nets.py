@@ -84,3 +84,33 @@ class EnsembleMLP(nn.Module):
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.ensemble, -1, -1)
         return self.net(x)
+
+
+# -- network evaluations as bare matrix products (`sombench latency --breakdown`) -----------------
+def linear_layers(net: nn.Module) -> list[tuple[int, int, int]]:
+    """(members, in, out) of each linear layer of an `mlp` or `EnsembleMLP`, input to output."""
+    layers = []
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            layers.append((1, m.in_features, m.out_features))
+        elif isinstance(m, EnsembleLinear):
+            layers.append(tuple(m.weight.shape))
+    return layers
+
+
+def matmul_shapes(layers: list[tuple[int, int, int]], batch: int, *, forwards: int = 1, input_grads: bool = False,
+                  action_grad: bool = False, weight_grads: bool = False) -> list[tuple[int, int, int, int]]:
+    """The (groups, M, K, N) matrix products of evaluating a network at `batch` rows: `forwards` forward
+    passes (2 for a forward-mode jvp), and in a backward pass the gradients with respect to each layer's input
+    (`input_grads`; the first layer's only with `action_grad`, when the network's input needs a gradient)
+    and to its weights (`weight_grads`). Biases, activations and everything else are left out: this is the
+    floor that the real evaluation's time is compared against."""
+    shapes = []
+    for g, i, o in layers:
+        shapes += [(g, batch, i, o)] * forwards
+    for n, (g, i, o) in enumerate(layers):
+        if input_grads and (n > 0 or action_grad):
+            shapes.append((g, batch, o, i))
+        if weight_grads:
+            shapes.append((g, i, batch, o))
+    return shapes
