@@ -28,6 +28,9 @@ def build(name: str, seed: int = 0):
     for delay in ("policy_delay", "alpha_delay", "target_delay"):  # short delays: both phases of each run here
         if delay in fields:
             small[delay] = 2
+    for loop, length in (("diffusion_steps", 4), ("action_gradient_steps", 3)):  # dynamo unrolls these loops:
+        if loop in fields:  # short ones keep compilation to seconds; the code compiled is the same
+            small[loop] = length
     torch.manual_seed(seed)
     return cls(OBS, ACT, dataclasses.replace(cls.Config(), **small), torch.device("cpu"))
 
@@ -102,3 +105,50 @@ def test_failed_compilation_runs_eagerly_with_one_warning():
         assert toy.calls == i + 1
     assert len(messages) == 1, messages
     assert "backend exploded" in messages[0] and "\n" not in messages[0]
+
+
+def test_run_compile_matches_eager_and_is_recorded(cli, tmp_path):
+    """Through the CLI: the same seed eager and with --compile gives the same evaluations within float
+    tolerance, and config.json records that (and what) was compiled."""
+    import json
+
+    import pandas as pd
+
+    from conftest import run_path, tiny_run_args
+
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    code, out, err = cli(tiny_run_args(eager, steps=400))
+    assert code == 0, err
+    code, out, err = cli(tiny_run_args(compiled, steps=400, extra=("--compile",)))
+    assert code == 0, err
+    assert "warning" not in err
+    e = pd.read_csv(run_path(eager, "Pendulum-v1", "sac") / "eval.csv")
+    c = pd.read_csv(run_path(compiled, "Pendulum-v1", "sac") / "eval.csv")
+    assert list(c["env_step"]) == list(e["env_step"]) == [200, 400]
+    np.testing.assert_allclose(c["return_mean"], e["return_mean"], rtol=1e-3)
+    config = json.loads((run_path(compiled, "Pendulum-v1", "sac") / "config.json").read_text())
+    assert config["compiled"] == [{"from_step": 0, "compile": True, "methods": ["act_step", "update"]}]
+    config = json.loads((run_path(eager, "Pendulum-v1", "sac") / "config.json").read_text())
+    assert config["compiled"] == [{"from_step": 0, "compile": False, "methods": []}]
+
+
+def test_latency_compiled_columns_bare_forwards_and_breakdown(cli, tmp_path):
+    import json
+
+    code, out, err = cli(["latency", "--algos", "som", "--env", "Pendulum-v1", "--repeats", "2", "--threads", "1",
+                          "--device", "cpu", "--compile", "--breakdown", "--format", "json", "--results", str(tmp_path / "r")])
+    assert code == 0, err
+    payload = json.loads(out)
+    [row] = payload["rows"]
+    assert payload["compiled"] is True
+    assert row["train_compiled_ms_mean"] > 0 and row["infer_compiled_ms_median"] > 0
+    assert row["compiled_methods"] == "act_step+update_step"
+    assert row["bare_forwards"] == "actor+critic" and row["bare_forwards_ms_median"] > 0
+    [acting] = payload["acting_vs_bare"]
+    assert acting["Algorithm"] == "som" and acting["batch"] == "32"
+    parts = {p["part"]: p for p in payload["breakdown"]["som"]}
+    assert list(parts) == ["whole update", "critic step", "best-of-N next action", "actor step", "score (Eq. 5)", "targets and alpha"]
+    assert parts["score (Eq. 5)"]["parent"] == "actor step" and parts["targets and alpha"]["per_update"] == 0.5
+    assert parts["targets and alpha"]["bare_products_ms_median"] is None
+    for name in ("whole update", "critic step", "actor step", "score (Eq. 5)"):
+        assert parts[name]["measured_ms_median"] > 0 and parts[name]["bare_products_ms_median"] > 0

@@ -231,3 +231,21 @@ def test_latency_refuses_a_foreign_folder_before_measuring(cli, tmp_path, monkey
     code, _, err = cli(["latency", "--algos", "sac", "--repeats", "3", "--results", str(tmp_path)])
     assert code == 2 and "is not a sombench results store" in err
     assert tree(tmp_path) == ["notes.txt"]
+
+
+def test_matmul_shapes_by_hand():
+    """A 3 -> 4 -> 2 MLP at batch 5: two forward products; backward input gradients of the second layer only
+    (the first layer's input needs none unless asked), weight gradients of both."""
+    from torch import nn
+
+    from algorithms.common.nets import EnsembleMLP, linear_layers, matmul_shapes, mlp
+
+    layers = linear_layers(mlp(3, 2, (4,)))
+    assert layers == [(1, 3, 4), (1, 4, 2)]
+    assert matmul_shapes(layers, 5) == [(1, 5, 3, 4), (1, 5, 4, 2)]
+    assert matmul_shapes(layers, 5, input_grads=True, weight_grads=True) == [
+        (1, 5, 3, 4), (1, 5, 4, 2), (1, 3, 5, 4), (1, 5, 2, 4), (1, 4, 5, 2)]
+    assert matmul_shapes(layers, 5, forwards=2, input_grads=True, action_grad=True) == [
+        (1, 5, 3, 4), (1, 5, 3, 4), (1, 5, 4, 2), (1, 5, 4, 2), (1, 5, 4, 3), (1, 5, 2, 4)]
+    twin = linear_layers(EnsembleMLP(2, 3, 1, (4, 4)))
+    assert twin == [(2, 3, 4), (2, 4, 4), (2, 4, 1)] and not isinstance(twin[0], nn.Module)

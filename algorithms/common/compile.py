@@ -71,7 +71,9 @@ class CompiledMethod:
         self.eager = method
         self.name = getattr(method, "__qualname__", repr(method))
         self.cuda_graphs = compile_mode(device) == "reduce-overhead"
-        self.compiled = torch.compile(method, mode=compile_mode(device))
+        # dynamic=False: each shape (acting at N and at eval_particles, the update's batch) gets its own static
+        # graph; there are a handful, and static shapes are both faster and free of symbolic-shape corner cases
+        self.compiled = torch.compile(method, mode=compile_mode(device), dynamic=False)
         self.warn = warn
         self.failed: str | None = None
         functools.update_wrapper(self, method)
