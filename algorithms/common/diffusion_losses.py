@@ -82,6 +82,9 @@ class BestOfNDiffusionConfig(BestOfNConfig, DiffusionConfig, OffPolicyConfig):
 
     activation: str = "mish"
     """Table 3: Mish for SDAC and DPMD (QSM overrides with ReLU)."""
+    act_with_target_actor: bool = param(False, Boolean())
+    """Whether acting uses a Polyak-averaged copy of the actor (SDAC and DPMD: True, see NoiseTemperatureConfig);
+    False for QSM, whose reference acts with the current actor."""
 
 
 @dataclasses.dataclass
@@ -127,7 +130,7 @@ class BestOfNDiffusion(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         self.actor = DiffusionActor(obs_dim, act_dim, cfg).to(self.device)
         self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        if getattr(cfg, "act_with_target_actor", False):
+        if cfg.act_with_target_actor:
             self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
