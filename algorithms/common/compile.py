@@ -117,6 +117,18 @@ class _OneLineFallback(logging.Filter):
 _FALLBACK_FILTER = _OneLineFallback()
 
 
+class _DropProfilerNotice(logging.Filter):
+    """Drops dynamo's "Profiler record function ... will be ignored": the optimizers' profiler annotations
+    are left out of compiled code, which changes nothing a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (str(record.msg).startswith("Profiler") and "will be ignored" in str(record.msg))
+
+
+_PROFILER_FILTER = _DropProfilerNotice()
+_NOTICE_LOGGERS = ("torch._dynamo.variables.ctx_manager", "torch._dynamo.variables.torch")
+
+
 def configure_compiler(warn: Callable[[str], None] = warn_once) -> None:
     """The process-wide compiler settings the module docstring explains."""
     import torch._dynamo
@@ -126,6 +138,10 @@ def configure_compiler(warn: Callable[[str], None] = warn_once) -> None:
     frame_log = logging.getLogger("torch._dynamo.convert_frame")
     if _FALLBACK_FILTER not in frame_log.filters:
         frame_log.addFilter(_FALLBACK_FILTER)
+    for name in _NOTICE_LOGGERS:
+        notice_log = logging.getLogger(name)
+        if _PROFILER_FILTER not in notice_log.filters:
+            notice_log.addFilter(_PROFILER_FILTER)
 
     torch._inductor.config.fallback_random = True
     torch._dynamo.config.suppress_errors = True
