@@ -142,6 +142,8 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
         return self.act_step(self._obs_tensor(obs), deterministic)[0].cpu().numpy()
 
     # -- the action ascent -----------------------------------------------------------------------
+    @torch.compiler.disable  # a fresh Adam on fresh action tensors every update: compiled, each update would
+    # recompile (dynamo's cache is keyed on the optimizer's parameters), so the ascent runs eagerly under --compile
     def improve_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """`action_gradient_steps` clipped Adam steps of ascent on min(Q1, Q2)(obs, a) from `actions`,
         each followed by a clamp to [-1, 1]; returns the improved actions (detached)."""
