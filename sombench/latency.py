@@ -473,10 +473,8 @@ def acting_grid(report: LatencyReport) -> Grid | None:
     if not rows:
         return None
     compiled = bool(report.meta.get("compiled"))
-    header = ["Algorithm", "batch", *sorted({n for r in rows for n in r.bare}, key=lambda n: n), "bare sum", "act", "act / bare"]
-    if compiled:
-        header += ["act compiled", "compiled / bare"]
-    names = header[2:-3 - (2 if compiled else 0)]
+    names = sorted({n for r in rows for n in r.bare})
+    header = ["Algorithm", "batch", *names, "bare sum", "act", "act / bare"] + (["act compiled", "compiled / bare"] if compiled else [])
     out = []
     for r in rows:
         bare = sum(t.median_ms for t in r.bare.values())

@@ -39,7 +39,7 @@ def plot_by(results: Path, key: str, envs: list[str] | None, algos: list[str] | 
     import matplotlib.pyplot as plt
 
     from sombench import aggregate, store
-    from sombench.plots import mean_band, seed_matrix
+    from sombench.plots import mean_band, save_figure, seed_matrix
 
     runs = aggregate.load_runs(results, envs, algos)
     table = aggregate.build_table(runs, norm_ref=norm_ref)
@@ -83,10 +83,4 @@ def plot_by(results: Path, key: str, envs: list[str] | None, algos: list[str] | 
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=150)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_figure(fig, out)

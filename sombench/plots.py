@@ -113,7 +113,11 @@ def build_figure(table: ResultTable) -> plt.Figure:
 
 def plot_curves(table: ResultTable, out: Path) -> Path:
     """Write Figure 2 to `out` (atomically: a temporary file renamed into place)."""
-    fig = build_figure(table)
+    return save_figure(build_figure(table), out)
+
+
+def save_figure(fig, out: Path) -> Path:
+    """Save `fig` to `out` atomically (a temporary file renamed into place) and close it."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{out.suffix}")

@@ -217,6 +217,7 @@ def test_latency_help_has_example(cli):
         (["--format", "xml"], "unknown --format 'xml'"),
         (["--device", "tpu"], "unknown device"),
         (["--repeats", "many"], "Invalid value for '--repeats'"),
+        (["--breakdown", "--format", "csv"], "--breakdown prints tables"),
     ],
 )
 def test_latency_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, args, needle):
