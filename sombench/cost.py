@@ -9,7 +9,8 @@ Update and acting times come from, in order:
 1. the latest `sombench latency` CSV for that device in `RESULTS/latency/` (`<env>_<device>_<time>.csv`),
    when the run's config is the algorithm's paper default (the CSV times the defaults);
 2. otherwise measured on the spot with the run's own config: a few updates on a random batch with the
-   latency env's shapes (HalfCheetah-v4), as `sombench latency` does, with fewer repeats.
+   run's own env's shapes, as `sombench latency` does, with fewer repeats. (Not the latency env's
+   HalfCheetah-v4 shapes: that would make a run on any env need MuJoCo, and time the wrong shapes.)
 The env step time is measured on the spot per env (random actions, a few hundred steps).
 
 The paper's Table 2 (RTX 4090, `sombench/data/paper_table2.csv`) is a labelled alternative: its
@@ -59,8 +60,9 @@ def from_latency_csv(path: Path) -> dict[str, AlgoTime]:
             for _, r in frame.iterrows()}
 
 
-def measure_algo(algo: str, config: Any, device: str, repeats: int = 3, warmup: int = 1) -> AlgoTime:
-    """Time `algo` with `config`: `repeats` updates (each its whole update cycle) and acting calls."""
+def measure_algo(algo: str, config: Any, device: str, env_id: str, repeats: int = 3, warmup: int = 1) -> AlgoTime:
+    """Time `algo` with `config` at `env_id`'s shapes: `repeats` updates (each its whole update cycle) and
+    acting calls."""
     import algorithms
     import torch
 
@@ -68,7 +70,7 @@ def measure_algo(algo: str, config: Any, device: str, repeats: int = 3, warmup: 
     from sombench.envs import describe_env
 
     cls = algorithms.get(algo)
-    info = describe_env(lat.DEFAULT_ENV)
+    info = describe_env(env_id)
     dev = torch.device(device)
     torch.manual_seed(0)
     agent = cls(info.obs_dim, info.act_dim, config, dev)
@@ -108,19 +110,19 @@ def _is_default(spec) -> bool:
     return spec.preset is None and spec.config() == algorithms.get(spec.algo).Config()
 
 
-def algo_times(specs: list, device: str, results: Path | None) -> dict[tuple[str, str], AlgoTime]:
-    """(algo, variant label) -> AlgoTime for every distinct config among specs."""
+def algo_times(specs: list, device: str, results: Path | None) -> dict[tuple[str, str, str], AlgoTime]:
+    """(algo, variant label, env) -> AlgoTime for every distinct config and env among specs."""
     csv = latest_latency_csv(results, device) if results is not None else None
     table = from_latency_csv(csv) if csv else {}
     out: dict[tuple[str, str], AlgoTime] = {}
     for spec in specs:
-        key = (spec.algo, spec.key.label)
+        key = (spec.algo, spec.key.label, spec.env_id)
         if key in out:
             continue
         if spec.algo in table and _is_default(spec):
             out[key] = table[spec.algo]
         else:
-            out[key] = measure_algo(spec.algo, spec.config(), device)
+            out[key] = measure_algo(spec.algo, spec.config(), device, spec.env_id)
     return out
 
 
@@ -164,16 +166,14 @@ def project(specs: list, device: str, results: Path | None, measure_env: bool = 
     before the run (a stateful env, or one that counts its steps, would see the extra steps)."""
     times = algo_times(specs, device, results)
     paper = paper_times()
-    som_ours = next((t for (a, _), t in times.items() if a == "som"), None)
-    if som_ours is None and any(s.algo not in paper for s in specs):
-        som_ours = None
+    som_ours = next((t for (a, _, _), t in times.items() if a == "som"), None)
     groups: dict[tuple[str, str], list] = {}
     for spec in specs:
         groups.setdefault((spec.key.label, spec.env_id), []).append(spec)
     rows, total, paper_total, estimated = [], 0.0, 0.0, set()
     for (label, env), group in groups.items():
         spec = group[0]
-        t = times[(spec.algo, label)]
+        t = times[(spec.algo, label, env)]
         ems = env_step_ms(env) if measure_env else 0.0
         secs = sum(run_seconds(s, t, ems) for s in group)
         if spec.algo in paper:

@@ -206,6 +206,24 @@ def test_projection_uses_the_latest_latency_csv_and_paper_times(tmp_path):
     assert cost.run_hint(small, 1, tmp_path) is None  # under the bound: nothing measured, nothing printed
 
 
+def test_projection_measures_a_non_default_config_at_the_runs_own_env_shapes(tmp_path, monkeypatch):
+    """Timing a non-default config on the spot builds the algorithm with the run's env's shapes: a
+    Pendulum run must not need MuJoCo (HalfCheetah's shapes) just to print its projection."""
+    from sombench import cost, envs
+    from sombench.cli import build_specs
+
+    described = []
+    real = envs.describe_env
+    monkeypatch.setattr(envs, "describe_env", lambda env_id: described.append(env_id) or real(env_id))  # a spy
+    specs = build_specs("sac", "Pendulum-v1", [0], 1_000_000, eval_every=5000, eval_episodes=10, checkpoint_every=50000,
+                        log_every=1000, device="cpu", threads=1, set_pairs=["batch_size=32", "hidden_sizes=16,16"],
+                        preset=None, tag=None)
+    p = cost.project(specs, "cpu", tmp_path, measure_env=False)
+    (r,) = p.rows
+    assert r["source"] == "measured now" and r["update_ms"] > 0
+    assert described and set(described) == {"Pendulum-v1"}, described
+
+
 def test_plot_by_draws_a_grid_keys_curves_side_by_side(cli, tmp_path):
     results = tmp_path / "r"
     assert cli(sweep_args(results, "--grid", "actor_lr=1e-3,3e-4", seeds=1))[0] == 0
