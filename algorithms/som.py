@@ -110,6 +110,12 @@ class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
     fits functions that vary on the scale of its inputs; reward features much narrower than the box (the
     bandit's 0.12-wide modes in [-1, 1] units) come out flat unless the input is stretched
     (docs/som-notes.md section 9). Not in the paper: 1 keeps its MuJoCo setting."""
+    actor_action_scale: float = param(1.0, Positive())
+    """The MeanFlow actor works in action units stretched by this: u(z, r, t, s) = net(c z, r, t, s) / c
+    (algorithms/common/meanflow.py). 1 = the [-1, 1] box as is, the paper's setting. The actor's inputs
+    are noise at the prior's scale and actions; where the prior is much narrower than 1 (the bandit's VE
+    sigma_max 0.4) the network sees inputs, and must produce outputs, 2.5x smaller than the unit-scale
+    ones it learns at the same rate in the bandit's own units (docs/som-notes.md section 10)."""
     time_sampling: str = param("sorted_pair", OneOf(TIME_SAMPLINGS))
     """How (r, t) are drawn (algorithms/common/meanflow.py `sample_times`). Eq. 7 writes t ~ U(0, 1)
     ('uniform_t': t uniform, r ~ U(0, t)); 'sorted_pair' sorts two uniforms, so t ~ Beta(2, 1).
@@ -157,9 +163,17 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
         # sigma 0.004 -> 0.4, w 12.5 in the algorithm's units. init_alpha 1: the exploration noise
         # alpha * 0.1 starts at the box's scale, not at 5x it. eval_particles 1: evaluation returns score the
         # generator alone. 2 x 256, batch 128, K = 32: the CPU budget of docs/som-notes.md.
+        # The units, continued (docs/som-notes.md sections 9-10): at sigma_max 0.4 both networks see actions
+        # 2.5x smaller than the bandit units the lab learns in; the critic then fits one broad hump instead of
+        # the four 0.12-wide modes and the actor learns the noise-to-mode map slowly even with the true reward
+        # as Q, so both work in units stretched by 1 / sigma_max = 2.5. critic_lr 1e-3: at Table 3's 1e-4 the
+        # critic underfits within a bandit run's few thousand updates (Table 3's rate is set for millions).
+        # actor_lr 3e-4: the same map in half the updates (with the true reward as Q, 63% of samples in a mode
+        # after 5,500 updates against 49% at 1e-4), to fit a run in minutes on a CPU.
         "bandit": {**OffPolicyAlgorithm.presets["bandit"], "sde": "ve", "sigma_min": 0.004, "sigma_max": 0.4,
                    "score_scale": 12.5, "init_alpha": 1.0, "eval_particles": 1, "hidden_sizes": (256, 256),
-                   "batch_size": 128, "num_score_samples": 32},
+                   "batch_size": 128, "num_score_samples": 32, "critic_action_scale": 2.5, "actor_action_scale": 2.5,
+                   "critic_lr": 1e-3, "actor_lr": 3e-4},
     }
 
     def __init__(self, obs_dim: int, act_dim: int, config: SOMConfig, device: torch.device):
@@ -168,7 +182,7 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
         self.schedule = VPSchedule(cfg.beta_min, cfg.beta_max) if cfg.sde == "vp" else VESchedule(cfg.sigma_min, cfg.sigma_max)
         self.prior_std = 1.0 if cfg.sde == "vp" else cfg.sigma_max
         self.w = cfg.score_scale if cfg.score_scale is not None else (25.0 if cfg.sde == "vp" else 5.0)
-        self.actor = MeanFlowActor(obs_dim, act_dim, cfg).to(self.device)
+        self.actor = MeanFlowActor(obs_dim, act_dim, cfg, cfg.actor_action_scale).to(self.device)
         self.critic = DistributionalTwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation,
                                                cfg.critic_action_scale).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)

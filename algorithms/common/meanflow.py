@@ -71,15 +71,23 @@ def adaptive_weighted_loss(u: torch.Tensor, target: torch.Tensor, power: float, 
 
 class MeanFlowActor(nn.Module):
     """u_theta(z, r, t, s) of a one-step MeanFlow policy (SOM, MFP): an MLP on the noisy action, the raw
-    times (r, t) and the state, concatenated. `cfg` gives `hidden_sizes` and `activation` (Table 3)."""
+    times (r, t) and the state, concatenated. `cfg` gives `hidden_sizes` and `activation` (Table 3).
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg):
+    action_scale c: the network works in action units stretched by c, u(z, r, t, s) = net(c z, r, t, s) / c
+    (1: the action box's own units). A velocity is a length per unit time, so input and output scale
+    together and the map it represents is the same function of z; only the network's units change."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg, action_scale: float = 1.0):
         super().__init__()
         self.net = mlp(act_dim + 2 + obs_dim, act_dim, cfg.hidden_sizes, cfg.activation)
+        self.action_scale = float(action_scale)
         self._one_step_times: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def forward(self, z: torch.Tensor, r: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, r, t, obs], dim=-1))
+        c = self.action_scale
+        if c == 1.0:
+            return self.net(torch.cat([z, r, t, obs], dim=-1))
+        return self.net(torch.cat([c * z, r, t, obs], dim=-1)) / c
 
     def one_step(self, eps: torch.Tensor, obs: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
         """One-step generation a = eps - u(eps, 0, 1, s), clipped to the action box [-clip, clip] (the
