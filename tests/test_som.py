@@ -17,7 +17,7 @@ from algorithms.common.schedules import VESchedule, VPSchedule
 from algorithms.common.score import mc_score
 from algorithms.som import SOM, SOMConfig
 from conftest import invoke, run_path
-from labs import som_lab
+from labs import online_lab, som_lab
 from sombench.bandit.mixtures import eight_gaussians, mode_counts
 
 MIX = eight_gaussians()
@@ -328,10 +328,27 @@ def test_som_without_the_score_stays_below_the_bar(tmp_path):
     assert final < GATE6_BAR, final
 
 
-# The coverage gate (>= 40% in a high mode and >= 3 of 4 modes >= 10%, 2 seeds, generator alone)
-# is not met by SOM with its own critic yet (docs/som-notes.md section 9), so it is not asserted here;
-# mean reward above the w = 0 control is what the gate above shows. The VP smoke gate below runs the
-# paper's main SDE through `sombench bandit`.
+# Gate 6 by mode coverage (>= 40% of the generator's samples within 0.5 of a high mode and >= 3 of the 4
+# modes >= 10%, 2 seeds), which mean reward cannot give (one mode scores as well as four). With its own
+# learned critic SOM does not meet it on every seed (docs/som-notes.md section 10: 53/43/48% in-mode over
+# 3 seeds, with one or two modes under 10%: the critic's data loop), so it is asserted for the part that
+# does hold: SOM's own acting, update and generator in the online loop, with the true reward as Q
+# (labs/online_lab.py `--critic oracle`, the bandit preset). Measured at 4,000 updates: seed 0 57.9% in a
+# mode (N/E/S/W 14/13/16/15%), seed 1 59.6% (13/18/14/15%). Broken, seed 0: without the actor's units
+# (actor_action_scale=1) 27.9% with every mode under 8%; without the score (score_scale=0) 19.9%, the
+# prior's level (docs/som-notes.md section 10).
+COVERAGE_STEPS = 4500  # 500 uniform warm-up steps, then 4,000 updates
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_som_generator_covers_the_four_modes_with_a_perfect_critic(seed):
+    final = online_lab.run("oracle", "buffer", seed, COVERAGE_STEPS, [], eval_every=COVERAGE_STEPS)["history"][-1]
+    modes = [final[m] for m in online_lab.MODES]
+    assert final["in_mode"] >= 0.40 and sum(share >= 0.10 for share in modes) >= 3, final
+
+
+# The VP smoke gate below runs the paper's main SDE through `sombench bandit`.
 GATE6_STEPS = 1000
 
 
