@@ -13,7 +13,8 @@ class with the bandit preset, so what it measures is SOM's code. What can be swa
   one-step samples instead, as in labs/som_lab.py `train_generator`; `--a0 uniform`: uniform in the box.
 
 Every `--eval-every` updates: 1,000 one-step samples of the generator alone (eps ~ N(0, sigma_max^2 I),
-no best-of-N), in-mode share and per-mode shares N/E/S/W (within 0.5 of a high mode, bandit units).
+no best-of-N), in-mode share and per-mode shares N/E/S/W (within 0.5 of a high mode, bandit units), and
+min(Q1, Q2) at the four high-mode centres (a perfect critic holds 0.2 at each).
 
     python -m labs.online_lab --critic oracle --seed 0 --steps 4000 [--set key=value ...] [--out f.json]
 """
@@ -29,7 +30,7 @@ import torch
 
 from algorithms.common.buffer import Batch
 from algorithms.som import SOM, SOMConfig
-from sombench.bandit.mixtures import eight_gaussians, mode_counts
+from sombench.bandit.mixtures import HIGH_MODES, eight_gaussians, mode_counts
 from sombench.bandit.tasks import BOX, eight_gaussians_task_reward
 from sombench.overrides import apply_overrides
 
@@ -58,10 +59,12 @@ def generator_report(algo: SOM, n: int, generator: torch.Generator) -> dict:
     with torch.no_grad():
         eps = (algo.prior_std * torch.randn((n, 2), generator=generator)).to(algo.device)
         points = BOX * algo.actor.one_step(eps, torch.zeros((n, 1), device=algo.device), clip=1.0).cpu()
+        centres = torch.tensor([HIGH_MODES[k] for k in MODES], device=algo.device) / BOX
+        peaks = algo.critic.min_q(torch.zeros((len(MODES), 1), device=algo.device), centres).reshape(-1).cpu()
     counts = mode_counts(points)
     shares = {k: counts.get(k, 0) / n for k in MODES}
     return {"in_mode": sum(shares.values()), **shares,
-            "mean_reward": float(eight_gaussians_task_reward(points).mean())}
+            "mean_reward": float(eight_gaussians_task_reward(points).mean()), "q_peaks": peaks.tolist()}
 
 
 def run(critic: str, a0: str, seed: int, steps: int, sets: list[str], eval_every: int = 500, device: str = "cpu",
@@ -124,7 +127,7 @@ def main() -> None:
     res = run(args.critic, args.a0, args.seed, args.steps, args.sets, args.eval_every, args.device, args.out)
     for h in res["history"]:
         print(f"{h['updates']:6d} in-mode {h['in_mode']:.1%}  " + " ".join(f"{k} {h[k]:.1%}" for k in MODES)
-              + f"  reward {h['mean_reward']:.3f}", flush=True)
+              + f"  reward {h['mean_reward']:.3f}  Q at N/E/S/W " + " ".join(f"{q:.3f}" for q in h["q_peaks"]), flush=True)
     print(f"{res['seconds']:.0f} s")
 
 
