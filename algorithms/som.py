@@ -117,7 +117,7 @@ class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
     bandit the critic's fit decides which modes the generator keeps: with one step per env step its four
     peaks come out uneven (the mode the generator visits most is fitted highest) and the generator piles
     onto the highest; with four (the rate at which fresh critics resolved four even peaks on a finished
-    run's buffer) the peaks reach the true 0.2 within 1-4% and the generator keeps all four modes, as with
+    run's buffer) the peaks reach the true 0.2 within 3% and the generator keeps all four modes, as with
     a perfect critic (docs/som-notes.md sections 9 and 12). The extra steps are not in `update`, so
     `sombench latency` and the cost projection (which time one `update`) leave them out; not compiled."""
     actor_action_scale: float = param(1.0, Positive())
