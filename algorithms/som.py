@@ -181,8 +181,8 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
         # actor_lr 3e-4: the same map in half the updates (with the true reward as Q, 63% of samples in a mode
         # after 5,500 updates against 49% at 1e-4), to fit a run in minutes on a CPU. critic_updates 4: with
         # one critic step per env step the learned peaks come out uneven (the most visited mode fitted highest)
-        # and the generator piles onto the highest; four per env step fit all four to the true 0.2 within a
-        # few percent, and the generator then keeps the four modes as with a perfect critic (sections 11-12).
+        # and the generator piles onto the highest; four per env step fit all four to the true 0.2 within
+        # 3%, and the generator then keeps the four modes as with a perfect critic (sections 11-12).
         "bandit": {**OffPolicyAlgorithm.presets["bandit"], "sde": "ve", "sigma_min": 0.004, "sigma_max": 0.4,
                    "score_scale": 12.5, "init_alpha": 1.0, "eval_particles": 1, "hidden_sizes": (256, 256),
                    "batch_size": 128, "num_score_samples": 32, "critic_action_scale": 2.5, "actor_action_scale": 2.5,

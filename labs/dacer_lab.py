@@ -1,7 +1,7 @@
 """DACER's online loop on the eight-Gaussian bandit, watched from inside (docs/som-notes.md section 11):
 why does its generator end at the origin, where the reward is ~0, rather than on a mode?
 
-The loop is labs/online_lab.py's (the runner's for a one-step bandit: `warmup_steps` uniform actions,
+The loop is labs/online_lab.py's `bandit_step` (the runner's for a one-step bandit: `warmup_steps` uniform actions,
 then per env step one noisy `act`, one stored terminal transition, one `update`), driving DACER's own
 class with its bandit preset. Every `--eval-every` updates it prints what the generator does (1,000
 one-step samples of the reverse process without exploration noise: in-mode share, the samples' mean and
@@ -22,11 +22,10 @@ import numpy as np
 import torch
 
 from algorithms.dacer import DACER, DACERConfig
+from labs.online_lab import MODES, bandit_step
 from sombench.bandit.mixtures import HIGH_MODES, mode_counts
-from sombench.bandit.tasks import BOX, eight_gaussians_task_reward
+from sombench.bandit.tasks import BOX
 from sombench.overrides import apply_overrides
-
-MODES = ("N", "E", "S", "W")
 
 
 @torch.no_grad()
@@ -60,14 +59,9 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     algo = DACER(1, 2, cfg, torch.device("cpu"))
     algo.critic.action_scale = algo.critic_target.action_scale = args.critic_action_scale  # a plain float input factor
-    obs = np.zeros(1, np.float32)
     print("updates in-mode  mean (bandit units)  std   Q(0)    Q max at          Q at N/E/S/W")
     for step in range(args.steps):
-        action = rng.uniform(-1.0, 1.0, 2).astype(np.float32) if step < algo.warmup_steps else algo.act(obs)
-        r = float(eight_gaussians_task_reward(torch.as_tensor(BOX * action, dtype=torch.float64).reshape(1, 2))[0])
-        algo.observe(obs, action, r, obs, True, False)
-        if step >= algo.warmup_steps:
-            algo.train_step()
+        if bandit_step(algo, rng, step):
             done = step + 1 - algo.warmup_steps
             if done % args.eval_every == 0 or step == args.steps - 1:
                 h = report(algo)

@@ -67,6 +67,20 @@ def generator_report(algo: SOM, n: int, generator: torch.Generator) -> dict:
             "mean_reward": float(eight_gaussians_task_reward(points).mean()), "q_peaks": peaks.tolist()}
 
 
+def bandit_step(algo, rng: np.random.Generator, step: int) -> bool:
+    """One env step of the runner's loop for the one-step bandit (constant observation 0, every transition
+    terminal): a uniform action during warm-up, else `act`; store it; then one `train_step` after warm-up
+    (True when one was made). Any off-policy algorithm of the registry (labs/dacer_lab.py uses it too)."""
+    obs = np.zeros(1, np.float32)
+    action = rng.uniform(-1.0, 1.0, 2).astype(np.float32) if step < algo.warmup_steps else algo.act(obs)
+    r = float(eight_gaussians_task_reward(torch.as_tensor(BOX * action, dtype=torch.float64).reshape(1, 2))[0])
+    algo.observe(obs, action, r, obs, True, False)
+    if step < algo.warmup_steps:
+        return False
+    algo.train_step()
+    return True
+
+
 def run(critic: str, a0: str, seed: int, steps: int, sets: list[str], eval_every: int = 500, device: str = "cpu",
         out: str | None = None) -> dict:
     preset = SOM.presets["bandit"]
@@ -90,18 +104,10 @@ def run(critic: str, a0: str, seed: int, steps: int, sets: list[str], eval_every
             return actor_step(batch._replace(action=action))
 
         algo.actor_step = swapped
-    obs = np.zeros(1, np.float32)
     result = {"critic": critic, "a0": a0, "seed": seed, "steps": steps, "sets": sets, "device": device}
     history, start = [], time.perf_counter()
     for step in range(steps):
-        if step < algo.warmup_steps:
-            action = rng.uniform(-1.0, 1.0, 2).astype(np.float32)
-        else:
-            action = algo.act(obs)
-        r = float(eight_gaussians_task_reward(torch.as_tensor(BOX * action, dtype=torch.float64).reshape(1, 2))[0])
-        algo.observe(obs, action, r, obs, True, False)
-        if step >= algo.warmup_steps:
-            algo.train_step()
+        if bandit_step(algo, rng, step):
             done = step + 1 - algo.warmup_steps
             if done % eval_every == 0 or step == steps - 1:
                 history.append({"updates": done, **generator_report(algo, 1000, g)})
