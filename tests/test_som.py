@@ -377,8 +377,8 @@ def test_som_generator_covers_the_four_modes_with_a_perfect_critic(seed):
 # The same loop with SOM's own learned critic (the bandit preset, four critic steps per env step): every
 # mode must keep >= 7% and the total >= 50%. One critic step per env step leaves one mode's peak low and
 # the generator loses that mode (docs/som-notes.md section 12). Measured at 4,000 updates: 61.4% in a mode
-# (N/E/S/W 15/17/16/14%), every peak of Q within 1% of the true 0.2. Broken (critic_updates=1, the same
-# trajectory in docs/data/online-lab-round4.jsonl): 45.7% with W at 3.5%.
+# (N/E/S/W 15/17/16/14%), every peak of Q within 1% of the true 0.2. Broken (this test's call with
+# ["critic_updates=1"]): 48.6% with W at 4.0% (its peak at 0.078), failing both bars.
 @pytest.mark.slow
 def test_som_generator_covers_the_four_modes_with_its_own_critic():
     final = online_lab.run("learned", "buffer", 0, COVERAGE_STEPS, [], eval_every=COVERAGE_STEPS)["history"][-1]
