@@ -43,7 +43,7 @@ from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.best_of_n import repeat_states
 from algorithms.common.buffer import Batch
-from algorithms.common.config import Boolean, ConfigError, Interval, OffPolicyConfig, Positive, TemperatureConfig, param
+from algorithms.common.config import Boolean, Interval, OffPolicyConfig, Positive, TemperatureConfig, param
 from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss, distributional_targets
 from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig, DiffusionGenerator
 from algorithms.common.gmm_entropy import gmm_entropy

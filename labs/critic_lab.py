@@ -24,7 +24,6 @@ RUN_DIR is a finished run folder of `sombench bandit --algo som --task eight-gau
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import time
 from pathlib import Path

@@ -19,8 +19,8 @@ import pandas as pd
 
 from algorithms.common.spaces import ActionScaler
 from sombench.envs import PAPER_TASKS, describe_env, make_env
-from sombench.runner import evaluate
-from sombench.store import atomic_write_csv
+from sombench.train.trainer import evaluate
+from sombench.runs.store import atomic_write_csv
 
 
 class RandomPolicy:

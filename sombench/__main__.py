@@ -1,3 +1,3 @@
-from sombench.cli import main
+from sombench.cli.main import main
 
 main()

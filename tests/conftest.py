@@ -14,7 +14,7 @@ import torch
 import algorithms
 from algorithms.common.base import OffPolicyAlgorithm
 from algorithms.common.config import Interval, OffPolicyConfig, param
-from sombench.cli import main
+from sombench.cli.main import main
 
 # A SAC small enough that a 1,000-step run takes seconds on 2 CPU cores. Only the network widths,
 # batch and warm-up shrink; every other setting is the paper's.

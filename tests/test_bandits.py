@@ -12,7 +12,7 @@ import torch
 
 from conftest import assert_one_line_error, run_path, tree
 from sombench.bandit import tasks as bandits
-from sombench.bandit.evaluate import aggregate_reports, mode_report
+from sombench.train.bandit import aggregate_reports, mode_report
 from sombench.envs import describe_env, make_env
 
 

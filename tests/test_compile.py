@@ -13,7 +13,7 @@ import torch
 
 import algorithms
 from algorithms.common import compile as compile_mod
-from sombench.latency import random_batch
+from sombench.measure.latency import random_batch
 
 pytestmark = pytest.mark.slow  # each algorithm compiles for tens of seconds on a CPU
 

@@ -14,7 +14,7 @@ from scipy.stats import multivariate_normal
 from algorithms.common.diffusion import DDPMSchedule, reverse_process, sinusoidal_embedding, vp_betas
 from algorithms.common.gmm_entropy import gmm_entropy, gmm_entropy_per_state
 from algorithms.dacer import DACER, DACERConfig
-from sombench.latency import random_batch
+from sombench.measure.latency import random_batch
 
 
 def closed_form_entropy(cov: np.ndarray) -> float:

@@ -14,7 +14,7 @@ from torch import nn
 
 from algorithms.common.buffer import PolicyActionReplayBuffer, ReplayBuffer
 from algorithms.dipo import DIPO, DIPOConfig, clip_action_gradient
-from sombench.latency import random_batch
+from sombench.measure.latency import random_batch
 
 CPU = torch.device("cpu")
 

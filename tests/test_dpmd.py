@@ -11,7 +11,7 @@ import torch
 
 from algorithms.common.diffusion_losses import predict_noise, weighted_noise_loss
 from algorithms.dpmd import DPMD, DPMDConfig, dpmd_weights, running_stats
-from sombench.latency import random_batch
+from sombench.measure.latency import random_batch
 
 CPU = torch.device("cpu")
 

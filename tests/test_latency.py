@@ -17,7 +17,7 @@ from scipy import stats
 
 import algorithms
 from conftest import assert_one_line_error, tree
-from sombench import latency as lat
+from sombench.measure import latency as lat
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from conftest import invoke, run_path
-from sombench import store
 
 # Pendulum-v1 returns: a random or untrained policy scores about -1,200 to -1,500 per episode;
 # swinging up and balancing scores above -200.

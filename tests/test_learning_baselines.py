@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from conftest import invoke, run_path
-from sombench import store
 
 SMALL = ("hidden_sizes=64,64", "batch_size=64", "warmup_steps=500", "critic_lr=1e-3")
 

@@ -11,7 +11,7 @@ from algorithms.common.best_of_n import best_of_n
 from algorithms.common.critics import TwinCritic
 from algorithms.common.meanflow import sample_times
 from algorithms.mfp import MFP, MFPConfig, MeanFlowActor, flow_path, mfp_losses
-from sombench.latency import random_batch
+from sombench.measure.latency import random_batch
 
 # Hand example: a* = (0.5, -1), eps = (1, 2), r = 0.25, t = 0.5, and the linear field
 # u(z, r, t) = w * z + t (1, -1) + r (0, 3) with w = (1, 2) elementwise.

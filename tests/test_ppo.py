@@ -23,8 +23,8 @@ from algorithms.common.buffer import Batch
 from algorithms.ppo import PPO, PPOConfig, clipped_surrogate
 from conftest import invoke
 from killable_env import ENV_ID
-from sombench import store
-from sombench.latency import random_batch
+from sombench.runs import store
+from sombench.measure.latency import random_batch
 
 CPU = torch.device("cpu")
 
@@ -241,7 +241,7 @@ def test_sigkill_mid_rollout_resumes_as_an_uninterrupted_run(tmp_path):
         return out
 
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    code = f"import killable_env; from sombench.cli import main; main({args(killed)!r})"
+    code = f"import killable_env; from sombench.cli.main import main; main({args(killed)!r})"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     for kill_after in (1250, 850):
         proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "SOMBENCH_KILL_AFTER_STEPS": str(kill_after)},

@@ -12,7 +12,7 @@ from torch import nn
 
 from algorithms.common.diffusion_losses import predict_noise
 from algorithms.qsm import QSM, QSMConfig, qsm_target
-from sombench.latency import random_batch
+from sombench.measure.latency import random_batch
 
 CPU = torch.device("cpu")
 

@@ -16,7 +16,7 @@ import algorithms.qvpo as qvpo_module
 from algorithms.common.diffusion import DDPMSchedule, DiffusionActor
 from algorithms.common.diffusion_losses import weighted_ddpm_loss
 from algorithms.qvpo import QVPO, QVPOConfig, entropy_weight, qvpo_weights
-from sombench.latency import random_batch
+from sombench.measure.latency import random_batch
 
 CPU = torch.device("cpu")
 

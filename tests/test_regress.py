@@ -9,7 +9,7 @@ import pytest
 
 import algorithms
 from conftest import assert_one_line_error
-from sombench import regress as rg
+from sombench.analysis import regress as rg
 
 
 def test_welch_drop_needs_significance_and_the_minimum_effect():
@@ -28,7 +28,7 @@ def test_welch_drop_needs_significance_and_the_minimum_effect():
 
 
 def test_the_ci_suite_covers_every_registered_algorithm_with_valid_configs():
-    from sombench.cli import build_specs
+    from sombench.cli.main import build_specs
 
     entries = rg.load_suite("ci")
     registered = {name for name in algorithms.load_all() if not name.startswith("test-")}
@@ -41,7 +41,7 @@ def test_the_ci_suite_covers_every_registered_algorithm_with_valid_configs():
 
 
 def test_the_shipped_bands_match_the_ci_suite():
-    from sombench.cli import build_specs
+    from sombench.cli.main import build_specs
 
     bands = rg.load_bands()["suites"]["ci"]
     for e in rg.load_suite("ci"):

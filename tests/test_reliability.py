@@ -18,7 +18,7 @@ import algorithms
 from algorithms.common.config import field_domain
 from conftest import assert_one_line_error, invoke, run_path, tree
 from killable_env import ENV_ID
-from sombench import store
+from sombench.runs import store
 
 ROOT = Path(__file__).resolve().parent.parent
 ALGOS = sorted(algorithms.load_all())
@@ -43,7 +43,7 @@ MOMENTS = {
 KILL_CODE = """
 import os, signal, sys
 import killable_env
-from sombench import store
+from sombench.runs import store
 n = int(os.environ.get("KILL_IN_CHECKPOINT", "0"))
 if n:
     real = store.atomic_write_bytes
@@ -56,7 +56,7 @@ if n:
                 os.kill(os.getpid(), signal.SIGKILL)
         real(path, data)
     store.atomic_write_bytes = dying
-from sombench.cli import main
+from sombench.cli.main import main
 main(sys.argv[1:])
 """
 
@@ -190,7 +190,7 @@ def test_rules_across_fields_are_checked(cli, tmp_path, pairs, needle):
 
 
 def test_every_preset_builds_a_valid_config_and_a_bad_preset_is_an_error():
-    from sombench.runner import resolve_config
+    from sombench.runs.spec import resolve_config
     from sombench.errors import UserError
 
     for name in ALGOS:
@@ -289,7 +289,8 @@ def test_plot_out_must_be_a_writable_image_file(cli, tmp_path, where, needle):
 
 # -- the plot takes exactly the table's runs ------------------------------------------------------
 def test_plot_and_table_average_the_same_runs(tmp_path):
-    from sombench import aggregate, plots
+    from sombench.analysis import aggregate
+    from sombench.render import plots
 
     runs = _two_seeds(tmp_path)
     extra = runs[1].parent / "seed_2"  # an interrupted seed with a worse curve: the table leaves it out, so must the plot
@@ -328,7 +329,7 @@ def test_ctrl_c_prints_how_to_resume(tmp_path):
 
 
 def test_help_imports_neither_torch_nor_scipy():
-    code = ("import sys; from sombench.cli import main\n"
+    code = ("import sys; from sombench.cli.main import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('torch', 'scipy.stats', 'pandas', 'matplotlib') if m in sys.modules]\n"
             "assert not heavy, heavy")
@@ -363,7 +364,7 @@ def test_steps_accept_scientific_notation_and_progress_labels_survive(cli, tmp_p
 
 
 def test_progress_text_helpers():
-    from sombench.progress import compact, eta_text, fmt_return
+    from sombench.render.progress import compact, eta_text, fmt_return
 
     assert [compact(n) for n in (999, 1000, 12345, 120000, 5_000_000, 1_250_000)] == ["999", "1k", "12.3k", "120k", "5M", "1.25M"]
     assert fmt_return(float("nan")) == "-" and fmt_return(None) == "-" and fmt_return(-12.34) == "-12.3"

@@ -15,8 +15,9 @@ import torch
 
 from conftest import invoke, tiny_run_args, run_path
 from killable_env import ENV_ID
-from sombench import store
-from sombench.runner import RunSpec, run_seed
+from sombench.runs import store
+from sombench.runs.spec import RunSpec
+from sombench.train.trainer import run_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +54,7 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
     steps = 1400
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     args = tiny_run_args(killed, steps=steps, env=ENV_ID)
-    code = f"import killable_env; from sombench.cli import main; main({args!r})"
+    code = f"import killable_env; from sombench.cli.main import main; main({args!r})"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     checkpoints = []
     # Steps count evaluation too (1 episode of 200 every 200 training steps): 1,250 process steps end

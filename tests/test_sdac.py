@@ -13,7 +13,7 @@ import torch
 from algorithms.common.diffusion import DDPMSchedule, reverse_process
 from algorithms.common.diffusion_losses import predict_noise
 from algorithms.sdac import SDAC, SDACConfig, reverse_samples, sdac_loss, sdac_weights
-from sombench.latency import random_batch
+from sombench.measure.latency import random_batch
 
 CPU = torch.device("cpu")
 

@@ -201,12 +201,6 @@ def test_clipped_proposals_carry_no_gradient():
     assert torch.all(est[0::2] == 0) and torch.all(est[1::2].norm(dim=1) > 0)
 
 
-def tiny_som(**kw) -> SOM:
-    torch.manual_seed(0)
-    cfg = SOMConfig(hidden_sizes=(16,), batch_size=8, num_score_samples=4, num_particles=5, warmup_steps=0, **kw)
-    return SOM(3, 2, cfg, torch.device("cpu"))
-
-
 def test_best_of_n_picks_per_state_the_argmax_of_min_q_not_of_q1(monkeypatch):
     """Candidate j of state s is (s, j / 10). Q1 = j always prefers j = 4; Q2 = 10 - 3 (j - 2 - s)^2 makes
     min(Q1, Q2) pick j = 3 for state 0 and j = 4 for state 1. The real twin critic's min_q takes the min."""

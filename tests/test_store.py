@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from sombench import store
+from sombench.runs import store
 from sombench.errors import UserError
 
 

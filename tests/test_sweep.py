@@ -149,7 +149,7 @@ def test_a_killed_sweep_finishes_on_the_rerun(tmp_path, launcher):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    from sombench import store
+    from sombench.runs import store
 
     for _ in range(150):  # SIGKILLed workers linger as zombies until init reaps them: wait until the lock is stale
         holder = store.lock_holder(second)
@@ -182,8 +182,8 @@ def test_dry_run_prints_the_grid_and_a_projection_and_runs_nothing(cli, tmp_path
 
 
 def test_projection_uses_the_latest_latency_csv_and_paper_times(tmp_path):
-    from sombench import cost
-    from sombench.cli import build_specs
+    from sombench.measure import cost
+    from sombench.cli.main import build_specs
 
     latency = tmp_path / "latency"
     latency.mkdir(parents=True)
@@ -209,8 +209,9 @@ def test_projection_uses_the_latest_latency_csv_and_paper_times(tmp_path):
 def test_projection_measures_a_non_default_config_at_the_runs_own_env_shapes(tmp_path, monkeypatch):
     """Timing a non-default config on the spot builds the algorithm with the run's env's shapes: a
     Pendulum run must not need MuJoCo (HalfCheetah's shapes) just to print its projection."""
-    from sombench import cost, envs
-    from sombench.cli import build_specs
+    from sombench import envs
+    from sombench.measure import cost
+    from sombench.cli.main import build_specs
 
     described = []
     real = envs.describe_env

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sombench import aggregate, plots, store, tables
-from sombench.rliable_stats import iqm, optimality_gap, probability_of_improvement, rliable_stats
+from sombench.analysis import aggregate
+from sombench.render import plots, tables
+from sombench.runs import store
+from sombench.analysis.rliable import iqm, optimality_gap, probability_of_improvement, rliable_stats
 
 
 def make_run(root, env, algo, seed, returns, state="done", total=None, every=100):

@@ -47,11 +47,12 @@ import algorithms
 from algorithms.common.buffer import Batch
 from algorithms.common.capabilities import Profiled
 from algorithms.common.spaces import ActionScaler
-from sombench import render, store
+from sombench.render import grid as render
+from sombench.runs import store
 from sombench.render import Grid
 from sombench.envs import EnvInfo
-from sombench.provenance import cpu_model
-from sombench.stats import mean_ci
+from sombench.runs.provenance import cpu_model
+from sombench.analysis.stats import mean_ci
 
 FORMATS = ("rich", "md", "csv", "json")
 DEFAULT_ENV = "HalfCheetah-v4"

@@ -90,8 +90,8 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 def check_existing_run(spec, results: Path) -> None:
     """Refuse a rerun whose settings differ from the stored run, a damaged run, or a seed a live process holds."""
-    from sombench.runner import json_ready, upgrade_identity
-    from sombench.store import Store
+    from sombench.runs.spec import json_ready, upgrade_identity
+    from sombench.runs.store import Store
 
     st = Store(results)
     stored = st.stored_identity(spec.key)
@@ -112,7 +112,8 @@ def check_checkpoint(spec, run: Path) -> None:
         return
     import torch
 
-    from sombench.runner import CHECKPOINT_FORMAT, json_ready, upgrade_identity
+    from sombench.runs.spec import json_ready, upgrade_identity
+    from sombench.train.trainer import CHECKPOINT_FORMAT
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
@@ -130,7 +131,7 @@ def build_specs(algo: str, env: str, seeds: list[int], steps: int, *, eval_every
                 log_every: int, device: str, threads: int, set_pairs: list[str], preset: str | None, tag: str | None,
                 compile: bool = False) -> list:
     """RunSpecs for seeds of one algorithm (variant) on one env, the config validated before anything is written."""
-    from sombench.runner import RunSpec, resolve_config
+    from sombench.runs.spec import RunSpec, resolve_config
 
     resolve_config(algo, preset, list(set_pairs))  # validates the preset and every --set: one line, exit 2
     return [RunSpec(algo=algo, env_id=env, seed=s, total_steps=steps, eval_every=eval_every, eval_episodes=eval_episodes,
@@ -176,7 +177,7 @@ def run(
 ) -> None:
     """Train ALGO on ENV over seeds; skip finished seeds, resume interrupted ones."""
     from sombench.envs import describe_env
-    from sombench.store import Store
+    from sombench.runs.store import Store
 
     cls = algorithm_class(algo)
     if seeds <= 0:
@@ -202,14 +203,14 @@ def run(
     st.check()
     for spec in specs:
         check_existing_run(spec, results)
-    from sombench.cost import run_hint
+    from sombench.measure.cost import run_hint
 
     hint = run_hint(specs, workers, results)  # one line when the work ahead exceeds a few hours here
     if hint:
         err_console.print(hint, markup=False, highlight=False, soft_wrap=True)
     st.init()
 
-    from sombench.progress import run_all
+    from sombench.render.progress import run_all
 
     outcomes = run_all(specs, results, workers, console)
     _print_summary(specs, st, outcomes)
@@ -218,8 +219,8 @@ def run(
 
 
 def _print_summary(specs: list, st, outcomes: list[dict[str, Any]]) -> None:
-    from sombench.progress import fmt_return
-    from sombench.stats import mean_ci
+    from sombench.render.progress import fmt_return
+    from sombench.analysis.stats import mean_ci
 
     label, env = specs[0].key.label, specs[0].env_id
     table = Table(title=f"{label} on {env}: final evaluation return")
@@ -252,8 +253,8 @@ def status(
     fmt: str = typer.Option("rich", "--format", help="rich or json."),
 ) -> None:
     """List every run in a results store: progress, state and last evaluation return."""
-    from sombench.progress import compact, fmt_return
-    from sombench.store import Store
+    from sombench.render.progress import compact, fmt_return
+    from sombench.runs.store import Store
 
     if fmt not in ("rich", "json"):
         raise UserError(f"unknown --format {fmt!r}; use rich or json")
@@ -290,7 +291,8 @@ def table(
     stats_kind: Optional[str] = typer.Option(None, "--stats", metavar="rliable", help="`rliable`: IQM, optimality gap, probability of improvement with bootstrap CIs."),
 ) -> None:
     """Table 1: final return (mean ± 95% CI over seeds) per algorithm and env, and a Normalized column."""
-    from sombench import aggregate, tables
+    from sombench.analysis import aggregate
+    from sombench.render import tables
 
     if fmt not in tables.FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use {', '.join(tables.FORMATS)}")
@@ -308,7 +310,7 @@ def table(
                       "Humanoid and Walker2d v4).")
     rl = None
     if stats_kind:
-        from sombench.rliable_stats import rliable_stats
+        from sombench.analysis.rliable import rliable_stats
         rl = rliable_stats(result)
     title = "Final evaluation return" + (f" at step {step:,}" if step else "")
     paper_title = "SOM paper, Table 1 (same cells)"
@@ -374,13 +376,13 @@ def plot(
 ) -> None:
     """Figure 2: evaluation return against env steps (mean and 95% CI band over seeds) and a normalized panel.
     Its curves average exactly the runs that `sombench table` puts in each cell."""
-    from sombench import aggregate
+    from sombench.analysis import aggregate
 
     out = out or results / (f"by_{by}.png" if by else "figure2.png")
     check_output_file(out)
     ref = aggregate.read_norm_ref(norm_ref) if norm_ref else None
     if by:
-        from sombench.plot_by import plot_by
+        from sombench.render.plot_by import plot_by
 
         try:
             path = plot_by(results, by, _names(envs), _names(algos), out, ref)
@@ -390,7 +392,7 @@ def plot(
         return
     runs = aggregate.load_runs(results, _names(envs), _names(algos))
     result = aggregate.build_table(runs, norm_ref=ref)
-    from sombench import plots
+    from sombench.render import plots
 
     try:
         path = plots.plot_curves(result, out)
@@ -413,9 +415,9 @@ def latency(
     breakdown: bool = typer.Option(False, "--breakdown", help="Also print SOM's update phase by phase against its network evaluations as bare matrix products."),
 ) -> None:
     """Table 2: time of one training update (batch 256) and one acting call (batch 1) per algorithm."""
-    from sombench import latency as lat
+    from sombench.measure import latency as lat
     from sombench.envs import describe_env
-    from sombench.store import Store
+    from sombench.runs.store import Store
 
     if fmt not in lat.FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use {', '.join(lat.FORMATS)}")
@@ -488,10 +490,10 @@ def bandit(
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the act and update paths (CUDA graphs on CUDA); falls back to eager with one warning."),
 ) -> None:
     """Train on a 2-D bandit (SOM Section 5.2, Appendices F-H), then write and print mode counts and figures."""
-    from sombench.bandit import evaluate as bandit_eval
+    from sombench.train import bandit as bandit_eval
     from sombench.bandit import tasks as bandits
     from sombench.envs import describe_env
-    from sombench.store import Store
+    from sombench.runs.store import Store
 
     algorithm_class(algo)
     if task not in bandits.TASKS:
@@ -520,8 +522,8 @@ def bandit(
             check_existing_run(spec, results)
     st.init()
 
-    from sombench.bandit import report as bandit_report
-    from sombench.progress import run_all
+    from sombench.app import bandit as bandit_report
+    from sombench.render.progress import run_all
 
     out = err_console if fmt == "json" else console
     failed = []
@@ -581,10 +583,10 @@ def sweep(
     """Run a grid (algorithms x envs x seeds x --grid values) on a local pool, Ray or Slurm; skip finished runs, resume the others."""
     import algorithms as algorithm_registry
 
-    from sombench import sweep as sw
+    from sombench.app import sweep as sw
     from sombench.envs import PAPER_TASKS, describe_env
-    from sombench.launchers import LAUNCHERS
-    from sombench.store import Store
+    from sombench.train.executors import LAUNCHERS
+    from sombench.runs.store import Store
 
     if launcher not in LAUNCHERS:
         raise UserError(f"unknown --launcher {launcher!r}; use {', '.join(LAUNCHERS)}")
@@ -634,22 +636,22 @@ def sweep(
     if dry_run:
         import torch
 
-        from sombench import cost
+        from sombench.measure import cost
 
         torch.set_num_threads(per_run_threads)  # time updates as each run will do them
         console.print(sw.grid_table(plan.specs, plan.notes))
         console.print(cost.projection_table(cost.project(plan.specs, dev, results), n_workers))
         return
     if launcher == "ray":
-        from sombench.launchers import RayLauncher
+        from sombench.train.executors import RayLauncher
 
         runner = RayLauncher(address, cpus_per_run, gpus_per_run, num_cpus=None if address else (workers or cores))
     elif launcher == "slurm":
-        from sombench.launchers import SlurmLauncher, parse_time
+        from sombench.train.executors import SlurmLauncher, parse_time
 
         runner = SlurmLauncher(results / ".submitit", partition, parse_time(time_), cpus_per_run, int(math.ceil(gpus_per_run)), n_workers)
     else:
-        from sombench.launchers import LocalLauncher
+        from sombench.train.executors import LocalLauncher
 
         runner = LocalLauncher(n_workers)
     st = Store(results)
@@ -688,10 +690,10 @@ def regress(
 
     import algorithms as algorithm_registry
 
-    from sombench import regress as rg
-    from sombench import sweep as sw
-    from sombench.launchers import LocalLauncher
-    from sombench.store import Store, atomic_write_json
+    from sombench.analysis import regress as rg
+    from sombench.app import sweep as sw
+    from sombench.train.executors import LocalLauncher
+    from sombench.runs.store import Store, atomic_write_json
 
     entries = rg.load_suite(suite)
     names = _names(algos)

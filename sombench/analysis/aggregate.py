@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sombench import store
+from sombench.runs import store
 from sombench.errors import UserError
-from sombench.stats import mean_ci
+from sombench.analysis.stats import mean_ci
 
 
 @dataclasses.dataclass

@@ -66,7 +66,7 @@ def measure_algo(algo: str, config: Any, device: str, env_id: str, repeats: int 
     import algorithms
     import torch
 
-    from sombench import latency as lat
+    from sombench.measure import latency as lat
     from sombench.envs import describe_env
 
     cls = algorithms.get(algo)
@@ -127,7 +127,7 @@ def algo_times(specs: list, device: str, results: Path | None) -> dict[tuple[str
 
 
 def paper_times() -> dict[str, tuple[float, float]]:
-    from sombench.latency import paper_table2
+    from sombench.measure.latency import paper_table2
 
     return {str(r["algo"]).lower(): (float(r["train_ms"]), float(r["infer_ms"])) for _, r in paper_table2().iterrows()}
 
@@ -237,7 +237,7 @@ def run_hint(specs: list, workers: int, results: Path) -> str | None:
         return None
     device = specs[0].device
     rest = []
-    from sombench import store
+    from sombench.runs import store
 
     st = store.Store(results)
     for spec in specs:

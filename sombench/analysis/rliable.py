@@ -19,7 +19,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from sombench.aggregate import ResultTable
+from sombench.analysis.aggregate import ResultTable
 from sombench.errors import UserError
 
 GAMMA = 1.0

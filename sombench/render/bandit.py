@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from algorithms.common.capabilities import ScoreField  # noqa: E402
-from sombench.bandit.evaluate import TrainedBandit  # noqa: E402
+from sombench.train.bandit import TrainedBandit  # noqa: E402
 from sombench.bandit.tasks import BOX, BanditTask  # noqa: E402
 
 SAMPLER_TIMES = (0.75, 0.5, 0.25, 0.0)

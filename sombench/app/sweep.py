@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from sombench import store
+from sombench.runs import store
 from sombench.errors import UserError
 
 TERMINAL = ("done", "skipped", "failed", "refused", "locked")
@@ -131,7 +131,7 @@ def preflight(specs: list, results: Path, check: Callable[[Any, Path], None]) ->
 
 # -- the live table -----------------------------------------------------------------------------
 def _fmt(value: Any) -> str:
-    from sombench.progress import fmt_return
+    from sombench.render.progress import fmt_return
 
     return fmt_return(value)
 
@@ -163,7 +163,7 @@ STYLE = {"done": "green", "skipped": "dim", "failed": "red", "refused": "red", "
 
 
 def render(rows: list[dict[str, Any]], title: str, limit: int = 40) -> Table:
-    from sombench.progress import compact
+    from sombench.render.progress import compact
 
     counts: dict[str, int] = {}
     for r in rows:
@@ -217,7 +217,7 @@ def run_sweep(specs: list, results: Path, launcher, console: Console, known: dic
 
 def grid_table(specs: list, notes: list[str]) -> Table:
     """The dry run's grid: one row per (env, variant) with its seeds and steps."""
-    from sombench.progress import compact
+    from sombench.render.progress import compact
 
     groups: dict[tuple[str, str], list] = {}
     for spec in specs:

@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Column
 
-from sombench.runner import RunSpec, run_seed
+from sombench.runs.spec import RunSpec
+from sombench.train.trainer import run_seed
 
 
 def compact(n: int | float | None) -> str:

@@ -28,7 +28,7 @@ LAUNCHERS = ("local", "ray", "slurm")
 
 def _run(spec, root: str) -> dict[str, Any]:
     """The task body every launcher runs: one seed through the runner (skip, resume or train)."""
-    from sombench.runner import run_seed
+    from sombench.train.trainer import run_seed
 
     return run_seed(spec, Path(root))
 

@@ -93,7 +93,7 @@ def load_bands(path: Path | None = None) -> dict[str, Any]:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    from sombench.stats import mean_ci
+    from sombench.analysis.stats import mean_ci
 
     mean, half = mean_ci(values)
     std = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
@@ -133,7 +133,7 @@ def entry_specs(entry: Entry, extra_sets: list[str], build, threads: int) -> lis
 
 
 def provenance_now(threads: int, workers: int) -> dict[str, Any]:
-    from sombench.provenance import cpu_model, git_commit, package_versions
+    from sombench.runs.provenance import cpu_model, git_commit, package_versions
 
     return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **git_commit(),
             "versions": package_versions(), "cpu": cpu_model(), "threads": threads, "workers": workers}

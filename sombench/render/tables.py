@@ -10,10 +10,9 @@ from typing import Any
 import pandas as pd
 from rich.console import Group
 from rich.table import Table
-from rich.text import Text
 
-from sombench import render
-from sombench.aggregate import ResultTable
+from sombench.render import grid as render
+from sombench.analysis.aggregate import ResultTable
 
 FLAG = "†"
 FORMATS = ("rich", "md", "latex", "csv", "json")

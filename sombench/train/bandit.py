@@ -24,7 +24,7 @@ from algorithms.common.capabilities import Generator, QValued
 from algorithms.common.spaces import ActionScaler
 from sombench.bandit.tasks import BanditTask
 from sombench.envs import describe_env
-from sombench.runner import RunSpec
+from sombench.runs.spec import RunSpec
 
 MODE_SAMPLES = 1000
 """Generator samples per mode count (Appendix H.3's counts)."""

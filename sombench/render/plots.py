@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from sombench.aggregate import ResultTable, Run  # noqa: E402,F401
+from sombench.analysis.aggregate import ResultTable, Run  # noqa: E402,F401
 
 # Fixed colours by algorithm name, so an algorithm has the same colour in every panel and figure.
 PALETTE = {

@@ -38,8 +38,9 @@ def plot_by(results: Path, key: str, envs: list[str] | None, algos: list[str] | 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sombench import aggregate, store
-    from sombench.plots import mean_band, save_figure, seed_matrix
+    from sombench.analysis import aggregate
+    from sombench.runs import store
+    from sombench.render.plots import mean_band, save_figure, seed_matrix
 
     runs = aggregate.load_runs(results, envs, algos)
     table = aggregate.build_table(runs, norm_ref=norm_ref)

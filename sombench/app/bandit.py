@@ -15,11 +15,11 @@ from typing import Any
 
 from rich.table import Table
 
-from sombench import store
-from sombench.bandit.evaluate import MODE_SAMPLES, TrainedBandit, aggregate_reports, mode_report
-from sombench.bandit.figures import arrow_plot, perturbation_plot, score_field_plot
+from sombench.runs import store
+from sombench.train.bandit import MODE_SAMPLES, TrainedBandit, aggregate_reports, mode_report
+from sombench.render.bandit import arrow_plot, perturbation_plot, score_field_plot
 from sombench.bandit.tasks import BanditEnv, BanditTask, Perturbation
-from sombench.runner import RunSpec
+from sombench.runs.spec import RunSpec
 
 
 def expected_reward_fn(task: BanditTask, perturbation: Perturbation | None):

@@ -1,0 +1,130 @@
+"""What a run is: its spec (algorithm, env, seed, budget, schedule, config) and the identity a rerun
+must match to resume it. The variant name is derived from the config once, when the spec is made."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+import algorithms
+from sombench.errors import UserError
+from sombench.overrides import apply_overrides
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one seed's run. Picklable, so worker processes can take it."""
+
+    algo: str
+    env_id: str
+    seed: int
+    total_steps: int
+    eval_every: int = 5_000
+    eval_episodes: int = 10
+    checkpoint_every: int = 50_000
+    log_every: int = 1_000
+    device: str = "cpu"
+    threads: int = 1
+    set_pairs: tuple[str, ...] = ()
+    preset: str | None = None
+    """A named preset of the algorithm (its class's `presets`) applied before `set_pairs`."""
+    tag: str | None = None
+    """The run variant's name (`--tag`); None derives it from the config (see `variant`)."""
+    command: tuple[str, ...] = ()
+    """The command line that started this run (recorded, not part of its identity)."""
+    compile: bool = False
+    """torch.compile the algorithm's act and update paths (`--compile`). Not part of the identity: compiled
+    and eager runs agree within float tolerance (tests/test_compile.py), so either may resume the other;
+    config.json records which segments of the run were compiled."""
+
+    def config(self):
+        return resolve_config(self.algo, self.preset, list(self.set_pairs))
+
+    @property
+    def variant(self) -> str | None:
+        """The folder suffix after `algo@`: the tag, or the fields that differ from the algorithm's
+        defaults (with the preset applied), or None when there are none."""
+        return self.tag or variant_name(self.config(), resolve_config(self.algo, self.preset, []))
+
+    @property
+    def key(self):
+        from sombench.runs.store import RunKey
+
+        return RunKey(self.env_id, self.algo, self.variant, self.seed)
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a rerun to resume this run (not device, threads or checkpointing)."""
+        return {
+            "algo": self.algo,
+            "env": self.env_id,
+            "seed": self.seed,
+            "total_steps": self.total_steps,
+            "eval_every": self.eval_every,
+            "eval_episodes": self.eval_episodes,
+            "log_every": self.log_every,
+            "algo_config": json_ready(dataclasses.asdict(self.config())),
+        }
+
+
+def resolve_config(algo: str, preset: str | None, pairs: list[str]):
+    """The algorithm's config: defaults, then the named preset, then `key=value` pairs (all validated)."""
+    cls = algorithms.get(algo)
+    base = None
+    if preset is not None:
+        if preset not in cls.presets:
+            have = ", ".join(sorted(cls.presets)) or "none"
+            raise UserError(f"{algo} has no preset {preset!r} (its presets: {have})")
+        base = dict(cls.presets[preset])
+    return apply_overrides(cls.Config, pairs, base, base_name=f"{algo}'s preset {preset!r}")[0]
+
+
+_VARIANT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.=+-x")
+MAX_VARIANT = 64
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "x".join(_value_text(v) for v in value)
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def variant_name(config: Any, reference: Any) -> str | None:
+    """`key=value` for each field where `config` differs from `reference`, joined by '+', sorted by key
+    (e.g. `score_scale=10+num_score_samples=16`; widths as `64x64`); a short hash `cfg-1a2b3c4d` of
+    those differences when that is longer than 64 characters or holds characters unsafe in a folder name."""
+    ours, ref = dataclasses.asdict(config), dataclasses.asdict(reference)
+    diff = {k: ours[k] for k in sorted(ours) if ours[k] != ref.get(k)}
+    if not diff:
+        return None
+    text = "+".join(f"{k}={_value_text(v)}" for k, v in diff.items())
+    if len(text) <= MAX_VARIANT and set(text) <= _VARIANT_CHARS:
+        return text
+    digest = hashlib.sha1(json.dumps(json_ready(diff), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"cfg-{digest}"
+
+
+def upgrade_identity(stored: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
+    """A stored identity with the config fields added to the algorithm since the run was stored filled in
+    with their defaults: a field's default keeps the behaviour the code had before the field existed
+    (fields are added that way), so such a run is the same config and stays resumable."""
+    stored = json_ready(stored)
+    defaults = json_ready(dataclasses.asdict(resolve_config(spec.algo, spec.preset, [])))
+    config = stored.get("algo_config")
+    if isinstance(config, dict):
+        stored["algo_config"] = {**{k: v for k, v in defaults.items() if k not in config}, **config}
+    return stored
+
+
+def json_ready(obj: Any) -> Any:
+    """Tuples become lists, as JSON will make them, so identities compare equal after a round trip."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
