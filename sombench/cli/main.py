@@ -79,52 +79,7 @@ def default_threads(threads: int | None, workers: int, seeds: int) -> int:
     return threads or max(1, (os.cpu_count() or 1) // max(1, min(workers, seeds)))
 
 
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [f"{prefix[:-1]} {old!r} -> {new!r}"]
-
-
-def check_existing_run(spec, results: Path) -> None:
-    """Refuse a rerun whose settings differ from the stored run, a damaged run, or a seed a live process holds."""
-    from sombench.runs.spec import json_ready, upgrade_identity
-    from sombench.runs.store import Store
-
-    st = Store(results)
-    stored = st.stored_identity(spec.key)
-    run = st.run_dir(spec.key)
-    if stored is not None:
-        diff = _differences(upgrade_identity(stored, spec), json_ready(spec.identity()))
-        if diff:
-            raise UserError(f"{run} was run with other settings ({'; '.join(diff[:3])}); name this config with --tag, "
-                            "use another --results folder or delete that run")
-    st.check_resumable(spec.key)
-    check_checkpoint(spec, run)
-
-
-def check_checkpoint(spec, run: Path) -> None:
-    """UserError if the run's checkpoint is unreadable or belongs to another config."""
-    path = run / "checkpoint.pt"
-    if not path.exists():
-        return
-    import torch
-
-    from sombench.runs.spec import json_ready, upgrade_identity
-    from sombench.train.trainer import CHECKPOINT_FORMAT
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        identity = checkpoint.get("identity")
-    except Exception:
-        raise UserError(f"{path} is unreadable; delete it to restart seed {spec.seed} from scratch") from None
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} has checkpoint format {checkpoint.get('format')!r}, not {CHECKPOINT_FORMAT} (another sombench "
-                        f"version); delete it to restart seed {spec.seed}")
-    if upgrade_identity(identity or {}, spec) != json_ready(spec.identity()):
-        raise UserError(f"{path} was written by another config than {run / 'config.json'}; delete {run} to restart seed {spec.seed}")
+from sombench.runs.preflight import check_existing_run  # noqa: E402
 
 
 def build_specs(algo: str, env: str, seeds: list[int], steps: int, *, eval_every: int, eval_episodes: int, checkpoint_every: int,

@@ -49,7 +49,7 @@ from algorithms.common.capabilities import Profiled
 from algorithms.common.spaces import ActionScaler
 from sombench.render import grid as render
 from sombench.runs import store
-from sombench.render import Grid
+from sombench.render.grid import Grid
 from sombench.envs import EnvInfo
 from sombench.runs.provenance import cpu_model
 from sombench.analysis.stats import mean_ci

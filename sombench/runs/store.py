@@ -174,6 +174,41 @@ def run_key(root: Path, run: Path) -> tuple[str, str, str]:
     return "/".join(parts[:-2]), parts[-2], parts[-1]
 
 
+@dataclasses.dataclass(frozen=True)
+class RunFiles:
+    """The files of one run folder (see the module docstring): the only place their names are spelled."""
+
+    dir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def eval(self) -> Path:
+        return self.dir / "eval.csv"
+
+    @property
+    def train(self) -> Path:
+        return self.dir / "train.csv"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.dir / "checkpoint.pt"
+
+    @property
+    def state(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def error_log(self) -> Path:
+        return self.dir / "error.log"
+
+    @property
+    def lock(self) -> Path:
+        return self.dir / "lock"
+
+
 # -- locks --------------------------------------------------------------------------------------
 def _pid_alive(pid: int) -> bool:
     try:
@@ -357,6 +392,10 @@ class Store:
 
     def run_dir(self, key: RunKey) -> Path:
         return run_dir(self.root, key.env, key.algo, key.seed, key.variant)
+
+    def files(self, key: RunKey) -> RunFiles:
+        """The named files of a run folder."""
+        return RunFiles(self.run_dir(key))
 
     def key_of(self, path: Path) -> RunKey | None:
         env, folder, seed_dir = run_key(self.root, path)

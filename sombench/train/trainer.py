@@ -39,7 +39,7 @@ from sombench.runs.spec import RunSpec, json_ready, upgrade_identity
 from sombench.envs import describe_env, make_env
 from sombench.runs.provenance import provenance
 
-CHECKPOINT_FORMAT = 1
+from sombench.runs.checkpoint import FORMAT as CHECKPOINT_FORMAT  # noqa: E402
 Report = Callable[[dict[str, Any]], None]
 
 

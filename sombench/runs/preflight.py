@@ -1,0 +1,36 @@
+"""Checks made before a run is started or resumed, so bad input is refused before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sombench.errors import UserError
+from sombench.runs import checkpoint
+from sombench.runs.spec import RunSpec, json_ready, upgrade_identity
+from sombench.runs.store import Store
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """`field old -> new` for every leaf where two nested dicts differ, sorted by key path."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix[:-1]} {old!r} -> {new!r}"]
+
+
+def check_existing_run(spec: RunSpec, results: Path) -> None:
+    """UserError for a rerun whose settings differ from the stored run, a damaged run, or a seed a live process holds."""
+    st = Store(results)
+    stored = st.stored_identity(spec.key)
+    run = st.run_dir(spec.key)
+    if stored is not None:
+        diff = differences(upgrade_identity(stored, spec), json_ready(spec.identity()))
+        if diff:
+            raise UserError(f"{run} was run with other settings ({'; '.join(diff[:3])}); name this config with a tag, "
+                            "use another results folder or delete that run")
+    st.check_resumable(spec.key)
+    files = st.files(spec.key)
+    checkpoint.verify(spec, files.checkpoint, files.config)
