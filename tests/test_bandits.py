@@ -169,7 +169,7 @@ def test_bandit_command_som_score_field(cli, tmp_path):
         (["--algo", "sac", "--perturb", "noise:-1"], "bad --perturb 'noise:-1'"),
         (["--algo", "sac", "--perturb", "bump:0.5"], "bad --perturb 'bump:0.5'"),
         (["--algo", "nope"], "unknown algorithm 'nope'"),
-        (["--algo", "sac", "--format", "xml"], "unknown --format 'xml'"),
+        (["--algo", "sac", "--format", "xml"], "'xml' is not one of"),
         (["--algo", "sac", "--steps", "0"], "--steps expects a positive integer"),
         (["--algo", "som", "--set", "score_scale=big"], "score_scale: expected"),
     ],

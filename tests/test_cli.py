@@ -21,13 +21,13 @@ TINY_LABEL = "sac@batch_size=32+hidden_sizes=32x32+warmup_steps=200"  # the vari
         (["run", "--algo", "sac", "--env", "CartPole-v1", "--steps", "10"], "Discrete action space"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--seeds", "0"], "--seeds must be a positive integer"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "-5"], "--steps expects a positive integer"),
-        (["run", "--algo", "sac", "--env", "Pendulum-v1"], "Pendulum-v1 has no paper budget; pass --steps N"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1"], "--steps N is required: Pendulum-v1 has no paper budget"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--set", "batchsize=3"], "unknown config key 'batchsize'"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--set", "batch_size=big"], "batch_size: expected int"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--device", "tpu"], "unknown device"),
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--seeds", "many"], "Invalid value for '--seeds'"),
         (["run", "--env", "Pendulum-v1"], "Missing option '--algo'"),
-        (["status", "--format", "xml"], "unknown --format"),
+        (["status", "--format", "xml"], "'xml' is not one of"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, args, needle):

@@ -214,7 +214,7 @@ def test_latency_help_has_example(cli):
         (["--repeats", "0"], "--repeats must be a positive integer"),
         (["--repeats", "-3"], "--repeats must be a positive integer"),
         (["--threads", "0"], "--threads must be a positive integer"),
-        (["--format", "xml"], "unknown --format 'xml'"),
+        (["--format", "xml"], "'xml' is not one of"),
         (["--device", "tpu"], "unknown device"),
         (["--repeats", "many"], "Invalid value for '--repeats'"),
         (["--breakdown", "--format", "csv"], "--breakdown prints tables"),

@@ -55,7 +55,7 @@ def test_the_shipped_bands_match_the_ci_suite():
     (["--suite", "weekly"], "unknown --suite 'weekly'"),
     (["--algos", "nope"], "unknown algorithm 'nope'"),
     (["--set", "actor_lr=-1"], "actor_lr"),
-    (["--update", "--set", "actor_lr=0"], "--update with --set"),
+    (["--update", "--set", "actor_lr=0"], "--update cannot be combined with overrides"),
 ])
 def test_bad_regress_input_is_one_line(cli, tmp_path, args, needle):
     code, out, err = cli(["regress", "--algos", "sac", "--bands", str(tmp_path / "bands.json"), *args])

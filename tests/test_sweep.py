@@ -68,12 +68,12 @@ def test_sweep_and_run_share_runs(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--launcher", "kubernetes"], "unknown --launcher"),
+    (["--launcher", "kubernetes"], "'kubernetes' is not one of"),
     (["--grid", "batch_size"], "--grid 'batch_size'"),
-    (["--grid", "score_scale=5,10"], "no algorithm of --algos has a config field 'score_scale'"),
+    (["--grid", "score_scale=5,10"], "no algorithm of the sweep has a config field 'score_scale'"),
     (["--grid", "batch_size=0,8"], "batch_size"),
-    (["--address", "auto"], "--address is for --launcher ray"),
-    (["--set", "som:score_scale=5"], "som is not one of the sweep's --algos"),
+    (["--address", "auto"], "--address is for the ray launcher"),
+    (["--set", "som:score_scale=5"], "som is not one of the sweep's algorithms"),
     (["--time", "soon", "--launcher", "slurm"], "--time 'soon'"),
 ])
 def test_bad_sweep_input_is_one_line_and_writes_nothing(cli, tmp_path, args, needle):

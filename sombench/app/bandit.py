@@ -1,4 +1,6 @@
-"""`sombench bandit`'s outputs for trained runs: files in each run folder, and the printed summary.
+"""`sombench bandit`: train on a 2-D bandit (SOM Section 5.2, Appendices F-H), then write each run's
+mode counts and figures. `prepare` validates and checks the store (nothing written); `execute` trains
+both groups (clean, and perturbed with `perturb`) and reports.
 
 Per run folder (each written atomically):
     bandit_modes.json         mode counts of 1,000 generator samples, the sample source, the goal check
@@ -10,11 +12,12 @@ Per algorithm folder, <results>/<env>/<algo>[@<variant>]/bandit_modes.json: the 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
+from sombench.app import common
 from sombench.runs import store
 from sombench.train.bandit import MODE_SAMPLES, TrainedBandit, aggregate_reports, mode_report
 from sombench.render.bandit import arrow_plot, perturbation_plot, score_field_plot
@@ -67,16 +70,95 @@ def write_aggregate(root: Path, spec: RunSpec, reports: list[dict[str, Any]]) ->
     return aggregate
 
 
-def modes_table(title: str, reports: list[dict[str, Any]], aggregate: dict[str, Any]) -> Table:
-    names = list(reports[0]["counts"])
-    table = Table(title=title, caption=f"{reports[0]['n']:,} samples per seed, {reports[0]['rule']}; source: {reports[0]['source']}")
-    for col in ["seed", *names, "total", "fraction"] + (["goal"] if "goal_met" in reports[0] else []):
-        table.add_column(col, justify="right")
-    for r in reports:
-        goal = (["yes" if r["goal_met"] else "no"] if "goal_met" in r else [])
-        table.add_row(str(r["seed"]), *(str(r["counts"][k]) for k in names), str(r["total"]), f"{r['fraction']:.1%}", *goal)
-    table.add_section()
-    goal = [f"{aggregate['goal_seeds']}/{aggregate['seeds']} seeds"] if "goal_seeds" in aggregate else []
-    table.add_row("all", *(str(aggregate["counts"][k]) for k in names), str(aggregate["total"]),
-                  f"{aggregate['fraction']:.1%} ({aggregate['fraction_min']:.0%}-{aggregate['fraction_max']:.0%})", *goal)
-    return table
+# -- the use case -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class BanditRequest:
+    """What `sombench bandit` is asked (see `sombench bandit --help`)."""
+
+    algo: str
+    task: str = "eight-gaussians"
+    perturb: str | None = None
+    """`noise:SIGMA` or `bump:C,SIGMA`; the clean task is trained too."""
+    seeds: int = 3
+    steps: str | int = 4000
+    results: Path = Path("results")
+    sets: list[str] = dataclasses.field(default_factory=list)
+    tag: str | None = None
+    device: str = "cpu"
+    workers: int = 1
+    threads: int | None = None
+    compile: bool = False
+    command: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
+class BanditPlan:
+    request: BanditRequest
+    task: BanditTask
+    perturbation: Perturbation | None
+    steps: int
+    groups: dict[str, list]
+    """`clean` (and `perturbed`): the specs of each env."""
+
+
+def prepare(req: BanditRequest) -> BanditPlan:
+    """Validate `req`, build both groups' specs (with the algorithm's bandit preset, if it declares one)
+    and check the store and every existing run; writes nothing."""
+    from sombench.bandit import tasks as bandits
+    from sombench.envs import describe_env
+    from sombench.errors import InvalidValue
+    from sombench.train.bandit import preset_for
+
+    common.algorithm_class(req.algo)
+    if req.task not in bandits.TASKS:
+        raise InvalidValue("task", f"{req.task!r} is unknown; choose one of: {', '.join(bandits.TASKS)}")
+    perturbation = bandits.parse_perturb(req.perturb) if req.perturb is not None else None
+    steps = common.parse_count(req.steps, "steps")
+    for field in ("seeds", "workers", "threads"):
+        common.check_positive(field, getattr(req, field))
+    common.check_tag(req.tag)
+    device = common.resolve_device(req.device)
+    task = bandits.TASKS[req.task]
+    env_ids = [task.env_id] + ([bandits.env_id_for(task, perturbation)] if perturbation else [])
+    schedule = common.Schedule(eval_every=max(1, steps // 10), eval_episodes=100, checkpoint_every=steps, log_every=max(1, steps // 20))
+    groups = {}
+    for name, env_id in zip(("clean", "perturbed"), env_ids):
+        describe_env(env_id)
+        groups[name] = common.build_specs(req.algo, env_id, list(range(req.seeds)), steps, schedule=schedule, device=device,
+                                          threads=common.default_threads(req.threads, req.workers, req.seeds), sets=req.sets,
+                                          preset=preset_for(req.algo), tag=req.tag, compile=req.compile, command=req.command)
+    common.prepare_store([s for specs in groups.values() for s in specs], req.results, report_locked=False)
+    return BanditPlan(req, task, perturbation, steps, groups)
+
+
+def train(plan: BanditPlan, on_group: Callable[[list], Callable[[dict[str, Any]], None] | None] | None = None) -> list[str]:
+    """Create the store and train each group; the failures, one line each (empty: all finished).
+    `on_group(specs)` may return an event callback for that group's progress display."""
+    from sombench.train.executors import LocalLauncher, dispatch
+
+    req = plan.request
+    common.open_store(req.results)
+    failed = []
+    for specs in plan.groups.values():
+        on_event = on_group(specs) if on_group else None
+        launcher = LocalLauncher(req.workers, in_process=req.workers == 1 or len(specs) == 1, on_event=on_event)
+        outcomes = dispatch(specs, req.results, launcher)
+        failed += [f"{specs[0].env_id} seed {o['seed']}: {o.get('reason', o['status'])}" for o in outcomes
+                   if o["status"] not in ("done", "skipped")]
+    return failed
+
+
+def report(plan: BanditPlan) -> dict[str, Any]:
+    """Write every run's mode counts and figures and each group's aggregate; the whole report (JSON-ready)."""
+    req = plan.request
+    first = plan.groups["clean"][0]
+    payload: dict[str, Any] = {"algo": req.algo, "variant": first.variant, "task": req.task,
+                               "perturb": plan.perturbation.text if plan.perturbation else None, "steps": plan.steps,
+                               "preset": first.preset, "overrides": list(req.sets), "results": str(req.results)}
+    for name, specs in plan.groups.items():
+        clean = plan.groups["clean"] if name == "perturbed" else [None] * len(specs)
+        reports = [report_run(spec, req.results, plan.task, plan.perturbation if name == "perturbed" else None, c)
+                   for spec, c in zip(specs, clean)]
+        aggregate = write_aggregate(req.results, specs[0], reports)
+        payload[name] = {"env": specs[0].env_id, "seeds": reports, "aggregate": aggregate}
+    return payload

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import time
+import math
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-
+from sombench.app import common
+from sombench.errors import InvalidValue, UserError
 from sombench.runs import store
-from sombench.errors import UserError
-
-TERMINAL = ("done", "skipped", "failed", "refused", "locked")
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -38,12 +35,12 @@ def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
         key, sep, values = item.partition("=")
         key = key.strip()
         if not sep or not key or not values.strip():
-            raise UserError(f"--grid {item!r}: expected KEY=V1,V2,... (or KEY=A|B when a value holds commas)")
+            raise InvalidValue("grid", f"{item!r}: expected KEY=V1,V2,... (or KEY=A|B when a value holds commas)")
         parts = [v.strip() for v in values.split("|" if "|" in values else ",")]
         if any(not p for p in parts):
-            raise UserError(f"--grid {item!r} has an empty value")
+            raise InvalidValue("grid", f"{item!r} has an empty value")
         if key in (k for k, _ in out):
-            raise UserError(f"--grid {key} is given twice; list all its values in one --grid")
+            raise InvalidValue("grid", f"{key} is given twice; list all its values in one grid entry")
         out.append((key, list(dict.fromkeys(parts))))
     return out
 
@@ -55,7 +52,7 @@ def split_sets(pairs: list[str], algos: list[str]) -> dict[str, list[str]]:
         head, sep, rest = pair.partition(":")
         if sep and "=" not in head:
             if head not in per:
-                raise UserError(f"--set {pair!r}: {head} is not one of the sweep's --algos ({', '.join(algos)})")
+                raise InvalidValue("set", f"{pair!r}: {head} is not one of the sweep's algorithms ({', '.join(algos)})")
             per[head].append(rest)
         else:
             for a in algos:
@@ -77,18 +74,18 @@ class Plan:
 
 
 def expand(algos: list[str], envs: list[str], seeds: list[int], steps: int | None, set_pairs: list[str],
-           grid: list[tuple[str, list[str]]], preset: str | None, build: Callable[..., list], budget: Callable[[str, str], int],
+           grid: list[tuple[str, list[str]]], preset: str | None, budget: Callable[[str, str], int],
            **spec_kwargs: Any) -> Plan:
-    """Every RunSpec of the sweep. `build(algo, env, seeds, steps, set_pairs=, preset=, tag=None, **spec_kwargs)`
-    makes and validates one variant's specs (cli.build_specs); `budget(algo, env)` is the default step
-    count. A grid key applies to the algorithms whose config has that field; the others run once with
-    their value (a note says so); a key no algorithm has is an error."""
+    """Every RunSpec of the sweep, each variant's made and validated by `common.build_specs(...,
+    **spec_kwargs)`; `budget(algo, env)` is the default step count. A grid key applies to the algorithms
+    whose config has that field; the others run once with their value (a note says so); a key no
+    algorithm has is an error."""
     per_algo = split_sets(set_pairs, algos)
     notes = []
     for key, _ in grid:
         having = [a for a in algos if key in config_fields(a)]
         if not having:
-            raise UserError(f"--grid {key}: no algorithm of --algos has a config field {key!r}; `sombench algos` and --set's error list them")
+            raise InvalidValue("grid", f"{key}: no algorithm of the sweep has a config field {key!r}; `sombench algos NAME` lists them")
         notes += [f"{a} has no {key}" for a in algos if a not in having]
     specs = []
     for algo in algos:
@@ -98,7 +95,8 @@ def expand(algos: list[str], envs: list[str], seeds: list[int], steps: int | Non
         for env in envs:
             n = steps if steps is not None else budget(algo, env)
             for point in points:
-                specs += build(algo, env, seeds, n, set_pairs=[*per_algo[algo], *point], preset=preset, tag=None, **spec_kwargs)
+                specs += common.build_specs(algo, env, seeds, n, sets=[*per_algo[algo], *point], preset=preset, tag=None,
+                                            **spec_kwargs)
     seen: dict = {}
     for spec in specs:
         if spec.key in seen:
@@ -108,34 +106,156 @@ def expand(algos: list[str], envs: list[str], seeds: list[int], steps: int | Non
     return Plan(specs, notes)
 
 
-# -- preflight ----------------------------------------------------------------------------------
-def preflight(specs: list, results: Path, check: Callable[[Any, Path], None]) -> dict[int, dict[str, Any]]:
-    """Outcomes known before launching: `done` runs are `skipped`, runs a live process holds are
-    `locked`. Every other run is checked with `check` (cli.check_existing_run: other settings,
-    damage, a foreign checkpoint -> UserError before anything is written)."""
-    st = store.Store(results)
-    known: dict[int, dict[str, Any]] = {}
-    for i, spec in enumerate(specs):
-        run = st.run_dir(spec.key)
-        state = store.read_state(run) or {}
-        holder = store.lock_holder(run) if run.exists() else None
-        if holder is not None:
-            known[i] = {"seed": spec.seed, "status": "locked", "steps": state.get("env_step"),
-                        "reason": f"held by pid {holder.get('pid')} on {holder.get('host')}"}
-            continue
-        check(spec, results)
-        if state.get("state") == "done":
-            known[i] = {"seed": spec.seed, "status": "skipped", "steps": state.get("env_step"), "final_return": state.get("last_return")}
-    return known
+# -- the use case -----------------------------------------------------------------------------------
+LAUNCHERS = ("local", "ray", "slurm")
 
 
-# -- the live table -----------------------------------------------------------------------------
-def _fmt(value: Any) -> str:
-    from sombench.render.progress import fmt_return
+@dataclasses.dataclass
+class SweepRequest:
+    """What `sombench sweep` is asked (see `sombench sweep --help` for each field)."""
 
-    return fmt_return(value)
+    algos: list[str]
+    """Algorithm names; `["all"]`: every registered one."""
+    envs: list[str]
+    """Env ids; `["paper"]`: the paper's nine tasks."""
+    seeds: int = 1
+    seed_start: int = 0
+    steps: str | int | None = None
+    sets: list[str] = dataclasses.field(default_factory=list)
+    grid: list[str] = dataclasses.field(default_factory=list)
+    preset: str | None = None
+    launcher: str = "local"
+    results: Path = Path("results")
+    device: str = "auto"
+    workers: int | None = None
+    threads: int | None = None
+    address: str | None = None
+    cpus_per_run: int = 1
+    gpus_per_run: float = 0
+    partition: str | None = None
+    time: str = "24:00:00"
+    schedule: common.Schedule = dataclasses.field(default_factory=common.Schedule)
+    compile: bool = False
+    command: tuple[str, ...] = ()
 
 
+@dataclasses.dataclass
+class SweepPlan:
+    request: SweepRequest
+    specs: list
+    notes: list[str]
+    device: str
+    workers: int
+    """Runs at once."""
+    threads: int
+    """Torch threads per run."""
+
+
+def _check(req: SweepRequest) -> None:
+    if req.launcher not in LAUNCHERS:
+        raise InvalidValue("launcher", f"{req.launcher!r} is unknown; use {', '.join(LAUNCHERS)}")
+    for field in ("seeds", "workers", "threads", "cpus_per_run"):
+        common.check_positive(field, getattr(req, field))
+    req.schedule.check()
+    common.check_non_negative("seed_start", req.seed_start)
+    if req.gpus_per_run < 0:
+        raise InvalidValue("gpus_per_run", f"must be >= 0, got {req.gpus_per_run}")
+    if req.launcher != "ray" and req.address:
+        raise InvalidValue("address", "is for the ray launcher")
+    if req.launcher != "slurm" and req.partition:
+        raise InvalidValue("partition", "is for the slurm launcher")
+
+
+def _device(req: SweepRequest, dry_run: bool) -> str:
+    if req.launcher == "local" or dry_run:
+        return common.resolve_device(req.device)
+    name = common.check_device_name(req.device)  # the runs' machines, not this one, must have the device
+    return name if name != "auto" else ("cuda" if req.gpus_per_run > 0 else "cpu")
+
+
+def prepare(req: SweepRequest, dry_run: bool = False) -> SweepPlan:
+    """Validate `req` and expand its grid into specs (nothing written; the store is checked by `execute`)."""
+    from sombench.envs import PAPER_TASKS, describe_env
+
+    _check(req)
+    algos = common.split_names(req.algos) or []
+    if algos == ["all"]:
+        algos = common.algorithm_names()
+    algos = list(dict.fromkeys(algos))
+    classes = {a: common.algorithm_class(a) for a in algos}
+    envs = common.split_names(req.envs) or []
+    if envs == ["paper"]:
+        envs = list(PAPER_TASKS)
+    envs = list(dict.fromkeys(envs))
+    steps = common.parse_count(req.steps, "steps")
+    infos = {e: describe_env(e) for e in envs}
+    if steps is None:
+        missing = [e for e, info in infos.items() if info.default_steps is None]
+        if missing:
+            raise InvalidValue("steps", f"N is required: {missing[0]} has no paper budget")
+    grid = parse_grid(req.grid)
+    device = _device(req, dry_run)
+    cores = os.cpu_count() or 1
+    workers = req.workers or (1 if req.launcher == "local" else max(1, cores // req.cpus_per_run))
+    threads = req.threads or (max(1, cores // workers) if req.launcher == "local" else req.cpus_per_run)
+    plan = expand(algos, envs, list(range(req.seed_start, req.seed_start + req.seeds)), steps, list(req.sets), grid, req.preset,
+                  lambda a, e: infos[e].default_steps * classes[a].budget_factor.get(e, 1),
+                  schedule=req.schedule, device=device, threads=threads, compile=req.compile, command=req.command)
+    return SweepPlan(req, plan.specs, plan.notes, device, workers, threads)
+
+
+def projection(plan: SweepPlan):
+    """The dry run's cost projection (measure/cost.py), timing updates with the runs' thread count."""
+    import torch
+
+    from sombench.measure import cost
+
+    torch.set_num_threads(plan.threads)  # time updates as each run will do them
+    return cost.project(plan.specs, plan.device, plan.request.results.absolute())
+
+
+def launcher_for(plan: SweepPlan):
+    """The launcher the request names (train/executors.py); UserError when its extra is not installed."""
+    from sombench.train import executors
+
+    req = plan.request
+    if req.launcher == "ray":
+        return executors.RayLauncher(req.address, req.cpus_per_run, req.gpus_per_run,
+                                     num_cpus=None if req.address else (req.workers or os.cpu_count() or 1))
+    if req.launcher == "slurm":
+        return executors.SlurmLauncher(req.results.absolute() / ".submitit", req.partition, executors.parse_time(req.time),
+                                       req.cpus_per_run, int(math.ceil(req.gpus_per_run)), plan.workers)
+    return executors.LocalLauncher(plan.workers)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A sweep ready to dispatch: its launcher and the outcomes known before launching (skipped, locked)."""
+
+    plan: SweepPlan
+    results: Path
+    launcher: Any
+    known: dict[int, dict[str, Any]]
+
+
+def check(plan: SweepPlan) -> Prepared:
+    """Build the launcher, check the store and every run (UserError before anything is written)."""
+    launcher = launcher_for(plan)
+    results = plan.request.results.absolute()
+    known = common.prepare_store(plan.specs, results, report_locked=True)
+    return Prepared(plan, results, launcher, known)
+
+
+def execute(prepared: Prepared, on_update: Callable[[dict[int, dict[str, Any]], set[int]], None] | None = None,
+            refresh: float = 1.0) -> list[dict[str, Any]]:
+    """Create the store and dispatch every run not known yet; one outcome per spec, in order."""
+    from sombench.train.executors import dispatch
+
+    common.open_store(prepared.results)
+    return dispatch(prepared.plan.specs, prepared.results, prepared.launcher, prepared.known, on_update, refresh)
+
+
+# -- the live table's rows ------------------------------------------------------------------------
 def run_rows(specs: list, results: Path, outcomes: dict[int, dict[str, Any]], launched: set[int]) -> list[dict[str, Any]]:
     """One row per run: env, label, seed, state, steps done / total, last return (from the store and outcomes)."""
     st = store.Store(results)
@@ -157,76 +277,3 @@ def run_rows(specs: list, results: Path, outcomes: dict[int, dict[str, Any]], la
                      "steps": int(steps), "total": spec.total_steps, "last_return": ret,
                      "reason": (outcome or {}).get("reason")})
     return rows
-
-
-STYLE = {"done": "green", "skipped": "dim", "failed": "red", "refused": "red", "locked": "yellow", "running": "cyan"}
-
-
-def render(rows: list[dict[str, Any]], title: str, limit: int = 40) -> Table:
-    from sombench.render.progress import compact
-
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    table = Table(title=title, caption=", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    for col in ("env", "run", "seed", "state", "progress", "last return"):
-        table.add_column(col, overflow="fold", justify="right" if col in ("seed", "progress", "last return") else "left")
-    shown = rows
-    if len(rows) > limit:  # a big grid: the active and failed runs first, then as many others as fit
-        order = {"running": 0, "failed": 1, "refused": 1, "locked": 2, "queued": 3, "done": 4, "pending": 5, "skipped": 6}
-        shown = sorted(rows, key=lambda r: (order.get(r["status"], 9), r["index"]))[:limit]
-    for r in shown:
-        pct = f"{100 * r['steps'] / r['total']:.0f}%" if r["total"] else ""
-        state = r["status"] + (f": {r['reason']}" if r.get("reason") and r["status"] in ("failed", "refused", "locked") else "")
-        table.add_row(r["env"], r["algo"], str(r["seed"]), f"[{STYLE.get(r['status'], '')}]{state}[/]" if STYLE.get(r["status"]) else state,
-                      f"{compact(r['steps'])}/{compact(r['total'])} {pct}", _fmt(r["last_return"]))
-    if len(rows) > limit:
-        table.add_row("...", f"{len(rows) - limit} more", "", "", "", "")
-    return table
-
-
-def run_sweep(specs: list, results: Path, launcher, console: Console, known: dict[int, dict[str, Any]],
-              refresh: float = 1.0) -> list[dict[str, Any]]:
-    """Dispatch every run not in `known` through `launcher` (launchers.Launcher), showing the live
-    table until all have ended; one outcome per spec, in order."""
-    outcomes = dict(known)
-    todo = [i for i in range(len(specs)) if i not in outcomes]
-    title = f"sweep: {len(specs)} runs on {launcher.describe()}"
-    launched: set[int] = set()
-    with Live(render(run_rows(specs, results, outcomes, launched), title), console=console, refresh_per_second=2, transient=False) as live:
-        try:
-            launcher.start([specs[i] for i in todo], results)
-            launched.update(todo)
-            while len(outcomes) < len(specs):
-                for j, outcome in launcher.poll().items():
-                    outcomes[todo[j]] = outcome
-                live.update(render(run_rows(specs, results, outcomes, launched), title))
-                if len(outcomes) < len(specs):
-                    time.sleep(refresh)
-        except BaseException:
-            launcher.stop()
-            live.update(render(run_rows(specs, results, outcomes, launched), title))
-            raise
-        finally:
-            launcher.close()
-        live.update(render(run_rows(specs, results, outcomes, launched), title))
-    if not console.is_terminal:
-        console.line()  # Live leaves a piped output's last line open
-    return [outcomes[i] for i in range(len(specs))]
-
-
-def grid_table(specs: list, notes: list[str]) -> Table:
-    """The dry run's grid: one row per (env, variant) with its seeds and steps."""
-    from sombench.render.progress import compact
-
-    groups: dict[tuple[str, str], list] = {}
-    for spec in specs:
-        groups.setdefault((spec.env_id, spec.key.label), []).append(spec)
-    table = Table(title=f"sweep grid: {len(specs)} runs", caption="; ".join(notes) if notes else None)
-    for col in ("env", "run", "seeds", "steps per run"):
-        table.add_column(col, overflow="fold")
-    for (env, label), group in groups.items():
-        seeds = sorted(s.seed for s in group)
-        text = f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2 else ",".join(map(str, seeds))
-        table.add_row(env, label, text, compact(group[0].total_steps))
-    return table

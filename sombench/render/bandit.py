@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -22,6 +23,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from rich.table import Table  # noqa: E402
 
 from algorithms.common.capabilities import ScoreField  # noqa: E402
 from sombench.train.bandit import TrainedBandit  # noqa: E402
@@ -182,3 +184,18 @@ def perturbation_plot(runs: list[tuple[str, TrainedBandit]], task: BanditTask, r
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _png(fig)
+
+
+def modes_table(title: str, reports: list[dict[str, Any]], aggregate: dict[str, Any]) -> Table:
+    names = list(reports[0]["counts"])
+    table = Table(title=title, caption=f"{reports[0]['n']:,} samples per seed, {reports[0]['rule']}; source: {reports[0]['source']}")
+    for col in ["seed", *names, "total", "fraction"] + (["goal"] if "goal_met" in reports[0] else []):
+        table.add_column(col, justify="right")
+    for r in reports:
+        goal = (["yes" if r["goal_met"] else "no"] if "goal_met" in r else [])
+        table.add_row(str(r["seed"]), *(str(r["counts"][k]) for k in names), str(r["total"]), f"{r['fraction']:.1%}", *goal)
+    table.add_section()
+    goal = [f"{aggregate['goal_seeds']}/{aggregate['seeds']} seeds"] if "goal_seeds" in aggregate else []
+    table.add_row("all", *(str(aggregate["counts"][k]) for k in names), str(aggregate["total"]),
+                  f"{aggregate['fraction']:.1%} ({aggregate['fraction_min']:.0%}-{aggregate['fraction_max']:.0%})", *goal)
+    return table

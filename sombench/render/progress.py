@@ -1,4 +1,4 @@
-"""Training seeds with a live progress display: one bar per seed, in this process or a process pool.
+"""The live progress display of `sombench run` and `sombench bandit`: one bar per seed.
 
 The bar shows steps done (compact: 120k/5M, so it fits 80 columns), the recent speed in steps/s (the runner's
 average over the last ~10 s, not the run's average), the last evaluation return and an ETA that knows
@@ -8,20 +8,16 @@ in the warm-up only, since the training phase after it runs at a speed not yet s
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import datetime as dt
 import math
-import multiprocessing
-import queue
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Column
 
-from sombench.runs.spec import RunSpec
-from sombench.train.trainer import run_seed
+if TYPE_CHECKING:
+    from sombench.runs.spec import RunSpec
 
 
 def compact(n: int | float | None) -> str:
@@ -59,61 +55,44 @@ def eta_text(step: int, total: int, warmup: int, sps: float | None) -> str:
     return f"ETA {_duration((total - step) / sps)}"
 
 
-def run_all(specs: list[RunSpec], root: Path, workers: int, console: Console) -> list[dict[str, Any]]:
-    """Train every spec (skipping finished seeds); one outcome dict per spec, in order."""
-    # Fits 80 columns: the label (which may name a long variant) yields first, then the bar.
-    label_width = max(12, console.width - 62)
-    fixed = dict(no_wrap=True, overflow="crop")
-    columns = [TextColumn("{task.description}", markup=False, table_column=Column(max_width=label_width, no_wrap=True, overflow="ellipsis")),
-               BarColumn(bar_width=max(4, min(30, console.width - 76))),
-               TextColumn("{task.fields[steps]}", markup=False, table_column=Column(min_width=9, **fixed)),
-               TextColumn("{task.fields[sps]}", markup=False, table_column=Column(min_width=6, **fixed)),
-               TextColumn("ret {task.fields[ret]}", markup=False, table_column=Column(min_width=10, **fixed)),
-               TextColumn("{task.fields[eta]}", markup=False, table_column=Column(min_width=9, **fixed))]
-    with Progress(*columns, console=console, transient=False, expand=False) as progress:
-        tasks = {i: progress.add_task(f"{s.key.label} s{s.seed}", total=s.total_steps, steps=f"0/{compact(s.total_steps)}",
-                                      sps="", ret="-", eta="") for i, s in enumerate(specs)}
-        by_seed = {(s.seed): i for i, s in enumerate(specs)}
+class ProgressBars:
+    """One live bar per run; a context manager whose `on_event(event)` takes the trainer's events
+    (start, progress, end; each with its run's `index` in `specs`)."""
 
-        def on_event(event: dict[str, Any], index: int | None = None) -> None:
-            task = tasks[by_seed[event["seed"]] if index is None else index]
-            total = event.get("total") or progress.tasks[task].total
-            if event["kind"] in ("start", "progress"):
-                sps = event.get("sps")
-                progress.update(task, completed=event["step"], steps=f"{compact(event['step'])}/{compact(total)}",
-                                sps=f"{sps:.0f}/s" if sps else "", ret=fmt_return(event.get("last_return")),
-                                eta=eta_text(event["step"], total, event.get("warmup", 0), sps))
-            elif event["kind"] == "end":
-                step = event.get("step")
-                fields = {"eta": f"[{event['status']}]"}
-                if step is not None:
-                    fields.update(completed=step, steps=f"{compact(step)}/{compact(total)}", ret=fmt_return(event.get("last_return")))
-                progress.update(task, **fields)
+    def __init__(self, specs: list[RunSpec], console: Console):
+        self.specs, self.console = specs, console
+        # Fits 80 columns: the label (which may name a long variant) yields first, then the bar.
+        label_width = max(12, console.width - 62)
+        fixed = dict(no_wrap=True, overflow="crop")
+        columns = [TextColumn("{task.description}", markup=False, table_column=Column(max_width=label_width, no_wrap=True, overflow="ellipsis")),
+                   BarColumn(bar_width=max(4, min(30, console.width - 76))),
+                   TextColumn("{task.fields[steps]}", markup=False, table_column=Column(min_width=9, **fixed)),
+                   TextColumn("{task.fields[sps]}", markup=False, table_column=Column(min_width=6, **fixed)),
+                   TextColumn("ret {task.fields[ret]}", markup=False, table_column=Column(min_width=10, **fixed)),
+                   TextColumn("{task.fields[eta]}", markup=False, table_column=Column(min_width=9, **fixed))]
+        self.progress = Progress(*columns, console=console, transient=False, expand=False)
+        self.tasks: dict[int, Any] = {}
 
-        if workers == 1 or len(specs) == 1:
-            return [run_seed(spec, root, lambda e, i=i: on_event(e, i)) for i, spec in enumerate(specs)]
+    def __enter__(self) -> ProgressBars:
+        self.progress.__enter__()
+        self.tasks = {i: self.progress.add_task(f"{s.key.label} s{s.seed}", total=s.total_steps, steps=f"0/{compact(s.total_steps)}",
+                                                sps="", ret="-", eta="") for i, s in enumerate(self.specs)}
+        return self
 
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Manager() as manager, futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            events = manager.Queue()
-            pending = {pool.submit(_run_in_worker, spec, root, events): i for i, spec in enumerate(specs)}
-            results: dict[int, dict[str, Any]] = {}
-            while pending:
-                try:
-                    while True:
-                        on_event(events.get(timeout=0.2))
-                except queue.Empty:
-                    pass
-                for fut in [f for f in pending if f.done()]:
-                    i = pending.pop(fut)
-                    try:
-                        results[i] = fut.result()
-                    except Exception as exc:  # a worker that died outright (e.g. killed by the OS)
-                        results[i] = {"seed": specs[i].seed, "status": "failed", "reason": f"worker died: {exc}"}
-            while not events.empty():
-                on_event(events.get())
-            return [results[i] for i in range(len(specs))]
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
 
-
-def _run_in_worker(spec: RunSpec, root: Path, events) -> dict[str, Any]:
-    return run_seed(spec, root, events.put)
+    def on_event(self, event: dict[str, Any]) -> None:
+        progress, task = self.progress, self.tasks[event["index"]]
+        total = event.get("total") or progress.tasks[task].total
+        if event["kind"] in ("start", "progress"):
+            sps = event.get("sps")
+            progress.update(task, completed=event["step"], steps=f"{compact(event['step'])}/{compact(total)}",
+                            sps=f"{sps:.0f}/s" if sps else "", ret=fmt_return(event.get("last_return")),
+                            eta=eta_text(event["step"], total, event.get("warmup", 0), sps))
+        elif event["kind"] == "end":
+            step = event.get("step")
+            fields = {"eta": f"[{event['status']}]"}
+            if step is not None:
+                fields.update(completed=step, steps=f"{compact(step)}/{compact(total)}", ret=fmt_return(event.get("last_return")))
+            progress.update(task, **fields)

@@ -34,3 +34,27 @@ def check_existing_run(spec: RunSpec, results: Path) -> None:
     st.check_resumable(spec.key)
     files = st.files(spec.key)
     checkpoint.verify(spec, files.checkpoint, files.config)
+
+
+def preflight(specs: list[RunSpec], results: Path, *, report_locked: bool) -> dict[int, dict[str, Any]]:
+    """Check every spec against the store before anything is written; return the outcomes already known.
+
+    A run whose state says `done` is known as `skipped`. A run a live process holds is known as `locked`
+    when `report_locked` (a sweep reports it and goes on), else refused with UserError (`sombench run`).
+    Every other existing run must be resumable by this spec (`check_existing_run`), else UserError."""
+    from sombench.runs import store
+
+    st = Store(results)
+    known: dict[int, dict[str, Any]] = {}
+    for i, spec in enumerate(specs):
+        run = st.run_dir(spec.key)
+        state = store.read_state(run) or {}
+        holder = store.lock_holder(run) if (report_locked and run.exists()) else None
+        if holder is not None:
+            known[i] = {"seed": spec.seed, "status": "locked", "steps": state.get("env_step"),
+                        "reason": f"held by pid {holder.get('pid')} on {holder.get('host')}"}
+            continue
+        check_existing_run(spec, results)
+        if state.get("state") == "done":
+            known[i] = {"seed": spec.seed, "status": "skipped", "steps": state.get("env_step"), "final_return": state.get("last_return")}
+    return known

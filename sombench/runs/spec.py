@@ -1,14 +1,19 @@
 """What a run is: its spec (algorithm, env, seed, budget, schedule, config) and the identity a rerun
-must match to resume it. The variant name is derived from the config once, when the spec is made."""
+must match to resume it. A spec resolves its config, variant name and key once, on first use, and keeps
+them (the sweep's live table reads every run's key at every refresh).
+
+The algorithm registry is imported on first use, not with this module: the store and the analysis
+layer import `RunKey` and friends without torch.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from typing import Any
 
-import algorithms
 from sombench.errors import UserError
 from sombench.overrides import apply_overrides
 
@@ -39,16 +44,37 @@ class RunSpec:
     and eager runs agree within float tolerance (tests/test_compile.py), so either may resume the other;
     config.json records which segments of the run were compiled."""
 
-    def config(self):
+    # Derived values, computed on first use and kept in the instance's __dict__ (functools.cached_property
+    # writes there directly, so the frozen dataclass allows it). They are no fields: eq, hash and repr
+    # ignore them, dataclasses.replace recomputes them for the new spec, and a pickled spec carries them.
+    @functools.cached_property
+    def _config(self):
         return resolve_config(self.algo, self.preset, list(self.set_pairs))
 
-    @property
+    @functools.cached_property
+    def _reference_config(self):
+        """The algorithm's defaults with the preset applied: what `variant` and upgrades compare against."""
+        return self._config if not self.set_pairs else resolve_config(self.algo, self.preset, [])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the fields only, as before the caches existed: a worker process recomputes them once."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def config(self):
+        """The resolved algorithm config (validated; computed once per spec). Treat it as read-only: it is
+        shared by every caller of this spec."""
+        return self._config
+
+    @functools.cached_property
     def variant(self) -> str | None:
         """The folder suffix after `algo@`: the tag, or the fields that differ from the algorithm's
         defaults (with the preset applied), or None when there are none."""
-        return self.tag or variant_name(self.config(), resolve_config(self.algo, self.preset, []))
+        return self.tag or variant_name(self._config, self._reference_config)
 
-    @property
+    @functools.cached_property
     def key(self):
         from sombench.runs.store import RunKey
 
@@ -68,9 +94,28 @@ class RunSpec:
         }
 
 
+def algorithm_class(algo: str) -> type:
+    """The registered class of `algo` (KeyError if none). The package's modules are imported (scanned) once
+    per process; later look-ups read the registry, which a test may extend by `algorithms.register`."""
+    import algorithms
+
+    cls = algorithms.REGISTRY.get(algo)
+    if cls is None:
+        _load_registry()
+        cls = algorithms.REGISTRY[algo]
+    return cls
+
+
+@functools.cache
+def _load_registry() -> None:
+    import algorithms
+
+    algorithms.load_all()
+
+
 def resolve_config(algo: str, preset: str | None, pairs: list[str]):
     """The algorithm's config: defaults, then the named preset, then `key=value` pairs (all validated)."""
-    cls = algorithms.get(algo)
+    cls = algorithm_class(algo)
     base = None
     if preset is not None:
         if preset not in cls.presets:
@@ -114,7 +159,7 @@ def upgrade_identity(stored: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
     with their defaults: a field's default keeps the behaviour the code had before the field existed
     (fields are added that way), so such a run is the same config and stays resumable."""
     stored = json_ready(stored)
-    defaults = json_ready(dataclasses.asdict(resolve_config(spec.algo, spec.preset, [])))
+    defaults = json_ready(dataclasses.asdict(spec._reference_config))
     config = stored.get("algo_config")
     if isinstance(config, dict):
         stored["algo_config"] = {**{k: v for k, v in defaults.items() if k not in config}, **config}

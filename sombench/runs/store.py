@@ -6,7 +6,7 @@
         eval.csv        env_step, return_mean, return_std, episodes, wall_s
         train.csv       env_step and the algorithm's metrics (averaged over each logging window)
         checkpoint.pt   networks, optimizers, replay buffer, RNG states, counters
-        state.json      running | done | failed | interrupted, progress, last return, reason
+        state.json      running | done | failed (sombench.runs.outcome.RunState), progress, last return, reason
         lock            pid and host of the process running this seed, while it runs
 
 Every file is written to a temporary sibling and renamed over the target, so a reader (or a run
@@ -34,7 +34,8 @@ from typing import Any
 
 import pandas as pd
 
-from sombench.errors import UserError
+from sombench.errors import InvalidValue, UserError
+from sombench.runs.outcome import RunState
 
 MARKER = ".sombench-store"
 FORMAT = "sombench-results"
@@ -113,36 +114,37 @@ def _foreign_entries(root: Path) -> list[Path]:
 
 
 def check_store(root: Path, writable: bool = True) -> None:
-    """Raise UserError unless `root` is a sombench store, an empty folder, or can be created; with
-    `writable`, unless this process can also write there."""
+    """Raise InvalidValue (field `results`) unless `root` is a sombench store, an empty folder, or can be
+    created; with `writable`, unless this process can also write there."""
     root = Path(root)
     if root.exists():
         if not root.is_dir():
-            raise UserError(f"results path {root} is a file, not a folder; pass --results DIR")
+            raise InvalidValue("results", f"{root} is a file, not a folder; give a folder")
         marker = root / MARKER
         if marker.exists():
             info = _read_marker(marker)
             if info is None:
-                raise UserError(f"{marker} is corrupt; restore it or choose another --results folder")
+                raise InvalidValue("results", f"{root}: its {MARKER} is corrupt; restore it or choose another folder")
             if info.get("version", 0) > VERSION:
                 raise UserError(f"{root} was written by a newer sombench (store version {info['version']}); upgrade sombench")
         elif _foreign_entries(root):
-            raise UserError(f"{root} is not a sombench results store (no {MARKER}); choose an empty or new --results folder")
+            raise InvalidValue("results", f"{root} is not a sombench results store (no {MARKER}); choose an empty or new folder")
         target = root
     else:
         target = _nearest_existing(root)
         if not target.is_dir():
-            raise UserError(f"cannot create results folder {root}: {target} is not a folder")
-    if writable:
-        _probe_writable(target, f"results folder {root} is not writable; choose another with --results DIR")
+            raise InvalidValue("results", f"{root} cannot be created: {target} is not a folder")
+    if writable and not _writable(target):
+        raise InvalidValue("results", f"{root} is not writable; choose another folder")
 
 
-def _probe_writable(folder: Path, message: str) -> None:
+def _writable(folder: Path) -> bool:
     try:  # a real probe: permission bits say nothing to root, nor of read-only or special filesystems
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError:
-        raise UserError(message) from None
+        return False
+    return True
 
 
 def init_store(root: Path) -> None:
@@ -284,9 +286,9 @@ def effective_state(run: Path) -> dict[str, Any]:
     """state.json, with 'running' turned into 'interrupted' when no live process holds the lock."""
     state = read_state(run)
     if state is None:
-        return {"state": "unknown", "reason": "state.json missing or unreadable"}
-    if state.get("state") == "running" and lock_holder(run) is None:
-        state = {**state, "state": "interrupted"}
+        return {"state": RunState.UNKNOWN, "reason": "state.json missing or unreadable"}
+    if state.get("state") == RunState.RUNNING and lock_holder(run) is None:
+        state = {**state, "state": RunState.INTERRUPTED}
     return state
 
 
@@ -351,8 +353,24 @@ class RunRecord:
     _evals: pd.DataFrame | None = dataclasses.field(default=None, repr=False)
 
     @property
-    def status(self) -> str:
-        return "damaged" if self.damage else str(self.state.get("state", "unknown"))
+    def status(self) -> RunState | str:
+        """The run's RunState (`damaged` when a file is unreadable); a state.json word sombench does not
+        write is passed through as its string."""
+        if self.damage:
+            return RunState.DAMAGED
+        word = str(self.state.get("state", RunState.UNKNOWN))
+        try:
+            return RunState(word)
+        except ValueError:
+            return word
+
+    @property
+    def budget_factor(self) -> int | None:
+        """The multiple of its env's budget the run was made at (config.json's `budget_factor`, written
+        by the trainer since it records it; PPO trains 5x longer on three tasks), None where the record
+        predates the field or has no config.json."""
+        value = (self.config or {}).get("budget_factor")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
     @property
     def total_steps(self) -> int | None:
@@ -384,7 +402,7 @@ class Store:
     def check_readable(self) -> None:
         """For readers: UserError unless the folder exists and is a sombench store."""
         if not self.root.exists():
-            raise UserError(f"no results store at {self.root}; run `sombench run` first or pass --results DIR")
+            raise InvalidValue("results", f"{self.root} holds no results store; run `sombench run` first or give the store's folder")
         check_store(self.root, writable=False)
 
     def init(self) -> None:
@@ -405,9 +423,6 @@ class Store:
             return None
         return RunKey(env, algo, variant or None, int(seed_text))
 
-    def record(self, key: RunKey) -> RunRecord:
-        return self._record(key, self.run_dir(key))
-
     def _record(self, key: RunKey, path: Path) -> RunRecord:
         damage = None
         config = None
@@ -419,7 +434,7 @@ class Store:
             except (OSError, ValueError):
                 config, damage = None, "config.json is corrupt"
         state = effective_state(path)
-        if state.get("state") == "unknown" and damage is None and config is None:
+        if state.get("state") == RunState.UNKNOWN and damage is None and config is None:
             damage = "no config.json or state.json (not a run sombench finished setting up)"
         record = RunRecord(key, path, state, config, damage)
         record.evals()  # a damaged eval.csv marks the record damaged
@@ -457,7 +472,8 @@ class Store:
                 reader(path)
             except DamagedRun as exc:
                 raise UserError(f"{path}: {exc}; restore the file or delete {path} to restart seed {key.seed}") from None
-        _probe_writable(path, f"run folder {path} is not writable; fix its permissions or use another --results folder")
+        if not _writable(path):
+            raise UserError(f"run folder {path} is not writable; fix its permissions or use another results folder")
         holder = lock_holder(path)
         if holder is not None:
             raise UserError(f"{path} is being run by pid {holder.get('pid')} on {holder.get('host')}; wait for it to finish or stop it")

@@ -15,22 +15,25 @@ launcher's constructor raises UserError naming the extra (one line, exit 2).
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
 import multiprocessing
 import os
+import queue
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sombench.errors import UserError
+from sombench.errors import InvalidValue, UserError
 
-LAUNCHERS = ("local", "ray", "slurm")
-
-
-def _run(spec, root: str) -> dict[str, Any]:
-    """The task body every launcher runs: one seed through the runner (skip, resume or train)."""
+def _run(spec, root: str, events=None, index: int = 0) -> dict[str, Any]:
+    """The task body every launcher runs: one seed through the trainer (skip, resume or train). With
+    `events` (a queue), the trainer's progress events go there, tagged with the run's `index`."""
     from sombench.train.trainer import run_seed
 
-    return run_seed(spec, Path(root))
+    report = None if events is None else (lambda event: events.put({**event, "index": index}))
+    return run_seed(spec, Path(root), report)
 
 
 def _failed(spec, reason: str) -> dict[str, Any]:
@@ -42,29 +45,63 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}"[:300]
 
 
-class LocalLauncher:
-    """A process pool on this machine (spawned processes, as `sombench run --workers`)."""
+Event = dict[str, Any]
 
-    def __init__(self, workers: int):
-        self.workers = workers
+
+class LocalLauncher:
+    """Runs on this machine: a pool of `workers` spawned processes, or, with `in_process`, one run
+    after another in this process (what `sombench run` does for one worker, so Ctrl-C and tracebacks
+    stay in the user's process). `on_event(event)` receives the trainer's progress events (start,
+    progress, end; each with the run's `index` in the list given to `start`)."""
+
+    def __init__(self, workers: int, *, in_process: bool = False, on_event: Callable[[Event], None] | None = None):
+        self.workers, self.in_process, self.on_event = workers, in_process, on_event
         self.pool: futures.ProcessPoolExecutor | None = None
+        self.manager = None
+        self.events = None
         self.pending: dict[futures.Future, int] = {}
+        self.queue: list[int] = []
         self.specs: list = []
+        self.results = ""
 
     def describe(self) -> str:
-        return f"a local pool of {self.workers} process(es)"
+        return "this process" if self.in_process else f"a local pool of {self.workers} process(es)"
 
     def start(self, specs: list, results: Path) -> None:
-        self.specs = specs
+        self.specs, self.results = specs, str(results)
         if not specs:
             return
+        if self.in_process:
+            self.queue = list(range(len(specs)))
+            return
         ctx = multiprocessing.get_context("spawn")
+        if self.on_event is not None:
+            self.manager = ctx.Manager()
+            self.events = self.manager.Queue()
         self.pool = futures.ProcessPoolExecutor(max_workers=min(self.workers, len(specs)), mp_context=ctx)
-        self.pending = {self.pool.submit(_run, spec, str(results)): i for i, spec in enumerate(specs)}
+        self.pending = {self.pool.submit(_run, spec, self.results, self.events, i): i for i, spec in enumerate(specs)}
+
+    def _drain(self) -> None:
+        if self.events is None:
+            return
+        with contextlib.suppress(queue.Empty, EOFError, OSError):
+            while True:
+                self.on_event(self.events.get_nowait())
 
     def poll(self) -> dict[int, dict[str, Any]]:
+        """The runs that ended since the last poll. In process, this runs the next run to its end."""
+        if self.in_process:
+            if not self.queue:
+                return {}
+            i = self.queue.pop(0)
+            report = None if self.on_event is None else (lambda event, i=i: self.on_event({**event, "index": i}))
+            from sombench.train.trainer import run_seed
+
+            return {i: run_seed(self.specs[i], Path(self.results), report)}
         out = {}
-        for fut in [f for f in self.pending if f.done()]:
+        done = [f for f in self.pending if f.done()]
+        self._drain()
+        for fut in done:
             i = self.pending.pop(fut)
             try:
                 out[i] = fut.result()
@@ -73,6 +110,7 @@ class LocalLauncher:
         return out
 
     def stop(self) -> None:
+        self.queue.clear()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)  # running seeds got the SIGINT too and save their state
 
@@ -80,6 +118,41 @@ class LocalLauncher:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
+        self._drain()
+        if self.manager is not None:
+            self.manager.shutdown()
+            self.manager = None
+            self.events = None
+
+
+def dispatch(specs: list, results: Path, launcher, known: dict[int, dict[str, Any]] | None = None,
+             on_update: Callable[[dict[int, dict[str, Any]], set[int]], None] | None = None,
+             refresh: float = 0.2) -> list[dict[str, Any]]:
+    """Send every spec whose outcome is not already `known` to `launcher` and poll it until all have ended;
+    `on_update(outcomes, launched)` after each poll (a live display). One outcome dict per spec, in order.
+    On any exception (Ctrl-C included) the launcher is stopped, then the exception propagates."""
+    outcomes = dict(known or {})
+    todo = [i for i in range(len(specs)) if i not in outcomes]
+    launched: set[int] = set()
+    update = on_update or (lambda outcomes, launched: None)
+    try:
+        update(outcomes, launched)
+        launcher.start([specs[i] for i in todo], results)
+        launched.update(todo)
+        while len(outcomes) < len(specs):
+            for j, outcome in launcher.poll().items():
+                outcomes[todo[j]] = outcome
+            update(outcomes, launched)
+            if len(outcomes) < len(specs):
+                time.sleep(refresh)
+    except BaseException:
+        launcher.stop()
+        update(outcomes, launched)
+        raise
+    finally:
+        launcher.close()
+    update(outcomes, launched)
+    return [outcomes[i] for i in range(len(specs))]
 
 
 class RayLauncher:
@@ -92,7 +165,7 @@ class RayLauncher:
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise UserError("--launcher ray needs Ray: pip install -e '.[ray]' (or pip install ray)") from None
+            raise UserError("the ray launcher needs Ray: pip install -e '.[ray]' (or pip install ray)") from None
         self.address, self.cpus, self.gpus = address, cpus_per_run, gpus_per_run
         self.num_cpus, self.max_retries = num_cpus, max_retries
         self.refs: dict[Any, int] = {}
@@ -155,7 +228,7 @@ def parse_time(text: str) -> int:
     """Slurm's --time forms to minutes: MM, HH:MM:SS, D-HH[:MM[:SS]]."""
     m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
     if not m:
-        raise UserError(f"--time {text!r}: use minutes, HH:MM:SS or D-HH:MM:SS")
+        raise InvalidValue("time", f"{text!r}: use minutes, HH:MM:SS or D-HH:MM:SS")
     days, a, b, c = (int(g) if g else None for g in m.groups())
     if days is None and b is None:
         minutes = a  # plain minutes
@@ -166,7 +239,7 @@ def parse_time(text: str) -> int:
     else:
         minutes = days * 1440 + a * 60 + (b or 0) + (1 if c else 0)
     if minutes <= 0:
-        raise UserError(f"--time {text!r} must be positive")
+        raise InvalidValue("time", f"{text!r} must be positive")
     return minutes
 
 
@@ -181,7 +254,7 @@ class SlurmLauncher:
         try:
             import submitit
         except ImportError:
-            raise UserError("--launcher slurm needs submitit: pip install -e '.[slurm]' (or pip install submitit)") from None
+            raise UserError("the slurm launcher needs submitit: pip install -e '.[slurm]' (or pip install submitit)") from None
         cluster = cluster or submitit.AutoExecutor.which()  # slurm where sbatch exists, else local
         self.log_dir, self.partition, self.time_minutes = Path(log_dir), partition, time_minutes
         self.cpus, self.gpus, self.workers, self.cluster = cpus_per_run, gpus_per_run, workers, cluster

@@ -1,0 +1,151 @@
+"""What every use case shares: checking request fields, the device and thread defaults, building a run
+variant's specs, and the store pipeline (check the store -> preflight every run -> create the store).
+
+Errors are `sombench.errors.UserError`s naming request fields (`InvalidValue(field, problem)`); the CLI
+prints them as one line naming its flag. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from sombench.errors import InvalidValue, UserError
+
+DEVICES = ("auto", "cpu", "cuda")
+"""Device names a request may give; `cuda:N` picks one GPU."""
+
+
+def algorithm_class(name: str) -> type:
+    """The registered class of `name`; UserError listing the registered names otherwise."""
+    import algorithms
+
+    registry = algorithms.load_all()
+    if name not in registry:
+        raise UserError(f"unknown algorithm {name!r}; choose one of: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def algorithm_names() -> list[str]:
+    """Every registered algorithm's name, sorted (imports the algorithms)."""
+    import algorithms
+
+    return sorted(algorithms.load_all())
+
+
+def check_positive(field: str, value: int | float | None) -> None:
+    """InvalidValue unless `value` is None or > 0."""
+    if value is not None and value <= 0:
+        raise InvalidValue(field, f"must be a positive integer, got {value}")
+
+
+def check_non_negative(field: str, value: int | float) -> None:
+    if value < 0:
+        raise InvalidValue(field, f"must be >= 0, got {value}")
+
+
+def parse_count(text: str | int | None, field: str) -> int | None:
+    """A positive step count as researchers write it: 500000, 500_000, 5e5 (None stays None)."""
+    if text is None or isinstance(text, int) and not isinstance(text, bool) and text > 0:
+        return text
+    problem = f"expects a positive integer (e.g. 500000 or 5e5), got {text!r}"
+    try:
+        value = float(str(text).replace("_", ""))
+    except ValueError:
+        raise InvalidValue(field, problem) from None
+    if not (value == value and value != float("inf")) or value != int(value) or value <= 0:
+        raise InvalidValue(field, problem)
+    return int(value)
+
+
+def check_device_name(name: str) -> str:
+    """The device name, lower-cased; InvalidValue unless auto, cpu, cuda or cuda:N."""
+    name = name.lower()
+    if name not in DEVICES and not re.fullmatch(r"cuda:\d+", name):
+        raise InvalidValue("device", f"{name!r}: unknown device; use auto, cpu, cuda or cuda:N")
+    return name
+
+
+def resolve_device(name: str) -> str:
+    """`auto` -> cuda when torch sees a GPU, else cpu; UserError for cuda without one."""
+    name = check_device_name(name)
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidValue("device", "cuda was requested but torch sees no CUDA device; use cpu or auto")
+    return name
+
+
+def default_threads(threads: int | None, workers: int, runs: int) -> int:
+    """Torch threads per run: the request's, else this machine's cores shared among the parallel runs."""
+    return threads or max(1, (os.cpu_count() or 1) // max(1, min(workers, runs)))
+
+
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]{0,47}$")
+
+
+def check_tag(tag: str | None) -> None:
+    if tag is not None and not _TAG.match(tag):
+        raise InvalidValue("tag", f"{tag!r}: use 1-48 letters, digits and _ . = + - (it names a folder)")
+
+
+def split_names(values: list[str] | None) -> list[str] | None:
+    """Accept both repeated values and comma-separated ones (`--envs A --envs B`, `--envs A,B`)."""
+    out = [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+    return out or None
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """When a run evaluates, checkpoints and logs, in env steps (and evaluation episodes)."""
+
+    eval_every: int = 5_000
+    eval_episodes: int = 10
+    checkpoint_every: int = 50_000
+    log_every: int = 1_000
+
+    def check(self) -> None:
+        for field in dataclasses.fields(self):
+            check_positive(field.name, getattr(self, field.name))
+
+
+def build_specs(algo: str, env: str, seeds: list[int], steps: int, *, schedule: Schedule, device: str, threads: int,
+                sets: list[str], preset: str | None, tag: str | None, compile: bool = False,
+                command: tuple[str, ...] = ()) -> list:
+    """RunSpecs for seeds of one algorithm (variant) on one env; the preset and every `key=value` of
+    `sets` are validated (UserError) before anything is written."""
+    from sombench.runs.spec import RunSpec, resolve_config
+
+    resolve_config(algo, preset, list(sets))
+    return [RunSpec(algo=algo, env_id=env, seed=s, total_steps=steps, eval_every=schedule.eval_every,
+                    eval_episodes=schedule.eval_episodes, checkpoint_every=schedule.checkpoint_every,
+                    log_every=schedule.log_every, device=device, threads=threads, set_pairs=tuple(sets), preset=preset,
+                    tag=tag, command=command, compile=compile)
+            for s in seeds]
+
+
+def prepare_store(specs: list, results: Path, *, report_locked: bool) -> dict[int, dict[str, Any]]:
+    """Check that `results` is a writable store and every run can be started or resumed by its spec
+    (runs/preflight.py); the outcomes already known (skipped, locked). Writes nothing."""
+    from sombench.runs.preflight import preflight
+    from sombench.runs.store import Store
+
+    Store(results).check()
+    return preflight(specs, results, report_locked=report_locked)
+
+
+def open_store(results: Path) -> None:
+    """Create the store (after `prepare_store` passed)."""
+    from sombench.runs.store import Store
+
+    Store(results).init()
+
+
+def failed(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Outcomes that need the user: failed, refused or locked runs."""
+    return [o for o in outcomes if o["status"] in ("failed", "refused", "locked")]
