@@ -88,6 +88,9 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
     Config = DACERConfig
     generation_steps = 20
     update_cycle = 2
+    state_attributes = ("mean_std", "entropy", "last_actor_loss", "updates")
+    """Besides its networks, optimizers and buffer: the critics' running sigma, the last GMM entropy estimate
+    and actor loss (reported until the next estimate and actor step), and the update counter."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: DACERConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)

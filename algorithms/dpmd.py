@@ -83,6 +83,9 @@ class DPMD(NoiseTemperature, BestOfNDiffusion):
         "bandit": {**OffPolicyAlgorithm.presets["bandit"], "reward_scale": 20.0, "init_alpha": 1.0, "eval_particles": 1},
     }
 
+    state_attributes = ("q_mean", "q_std", "last_actor_loss")
+    """Besides BestOfNDiffusion's: the running mean and std of Q and the last actor loss (reported until the next actor step)."""
+
     def __init__(self, obs_dim: int, act_dim: int, config: DPMDConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)
         self.init_temperature()

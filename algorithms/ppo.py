@@ -1,6 +1,6 @@
 """PPO: Proximal Policy Optimization with the clipped objective (Schulman et al., 2017).
 
-On-policy. The runner drives it through the same contract as every algorithm: `act` samples from a
+On-policy. The trainer drives it through the same contract as every algorithm: `explore` samples from a
 diagonal Gaussian policy, `observe` stores the transition in a preallocated rollout of `batch_size`
 (4,000) env steps, and `train_step` returns None until the rollout is full, then updates and starts
 the next rollout. The rollout lives in tensors on the algorithm, so a checkpoint taken at any episode
@@ -22,11 +22,11 @@ stop, is that of OpenAI Spinning Up's PPO, whose defaults 4,000 / 80 / 80 / 0.01
 Table 4 and Table 3: 3 x 512 GELU, actor lr 1e-4, critic lr 1e-3, gamma 0.995, GAE lambda 0.95, clip
 0.2, target KL 0.01, reward scale 1.
 
-Actions: the runner clips every action to [-1, 1] before the env. `act` returns the clipped sample and
-keeps the unclipped Gaussian sample; `observe` stores that unclipped sample, whose log-probability the
-ratio uses (as Spinning Up and CleanRL do: the clip is part of the environment). If the action
-observed is not the clip of the last sample (a caller that did not act), the observed action is stored.
-Evaluation (`deterministic=True`) returns the clipped mean and leaves the pending sample untouched.
+Actions: the env receives actions clipped to [-1, 1]. `explore` returns `Choice(clipped sample, unclipped
+sample)`, and `observe` stores the unclipped sample it gets back in that Choice's record, whose
+log-probability the ratio uses (as Spinning Up and CleanRL do: the clip is part of the environment). A
+Choice without a record (an action PPO did not draw) is stored as its action. `act` keeps nothing:
+`deterministic=True` (evaluation) returns the clipped mean, `deterministic=False` a clipped sample.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from algorithms import register
-from algorithms.common.base import Algorithm, adam
+from algorithms.common.base import Algorithm, Choice, adam
 from algorithms.common.buffer import Batch
 from algorithms.common.config import (AlgorithmConfig, Boolean, Finite, Fraction, Interval, OneOf, OptionalOf, Positive, param)
 from algorithms.common.nets import mlp
@@ -139,6 +139,11 @@ class PPO(Algorithm):
     """Env-step budget multiplier per task: the SOM paper trains PPO for 5M steps on InvertedDoublePendulum-v4,
     Pusher-v4 and Reacher-v4, 5x the x-axis of the other methods (Section 5, Baselines)."""
 
+    state_attributes = ("rollout_obs", "rollout_action", "rollout_reward", "rollout_next_obs", "rollout_terminated",
+                        "rollout_truncated", "rollout_len", "updates")
+    """Besides its networks and optimizers: the rollout collected so far (a checkpoint may fall mid-rollout)
+    and the update counter."""
+
     def __init__(self, obs_dim: int, act_dim: int, config: PPOConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)
         cfg = config
@@ -147,7 +152,7 @@ class PPO(Algorithm):
         self.critic = mlp(obs_dim, 1, cfg.hidden_sizes, cfg.activation).to(self.device)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
-        # the rollout (tensors: checkpointed; `rollout_len` counts the steps stored so far)
+        # the rollout (`rollout_len` counts the steps stored so far)
         self.rollout_obs = torch.zeros((n, obs_dim), device=self.device)
         self.rollout_action = torch.zeros((n, act_dim), device=self.device)
         self.rollout_reward = torch.zeros(n, device=self.device)
@@ -156,7 +161,6 @@ class PPO(Algorithm):
         self.rollout_truncated = torch.zeros(n, device=self.device)
         self.rollout_len = 0
         self.updates = 0
-        self._pending: tuple[np.ndarray, np.ndarray] | None = None  # (obs, unclipped sample): not state
 
     # -- acting ----------------------------------------------------------------------------------
     compiled_methods = ("act_step", "policy_objective", "value_loss")  # the KL early stop reads the host: the
@@ -169,22 +173,19 @@ class PPO(Algorithm):
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        action = self.act_step(self._obs_tensor(obs), deterministic)
-        if deterministic:
-            return action.clamp(-1.0, 1.0).cpu().numpy()
-        raw = action.cpu().numpy()
-        self._pending = (np.array(obs, dtype=np.float32, copy=True), raw)
-        return np.clip(raw, -1.0, 1.0)
+        return self.act_step(self._obs_tensor(obs), deterministic).clamp(-1.0, 1.0).cpu().numpy()
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    @torch.inference_mode()
+    def explore(self, obs: np.ndarray) -> Choice:
+        """Choice(the sample clipped to [-1, 1]^d, the unclipped sample [d]): one draw, as `act(obs)` makes."""
+        raw = self.act_step(self._obs_tensor(obs), False).cpu().numpy()
+        return Choice(np.clip(raw, -1.0, 1.0), raw)
+
+    def observe(self, obs, choice, reward, next_obs, terminated, truncated) -> None:
+        """Store the transition with the unclipped sample of `choice` (its action when it has no record)."""
         if self.rollout_len >= self.config.batch_size:
             raise RuntimeError("PPO rollout is full: call train_step after each observe")
-        raw = np.asarray(action, dtype=np.float32)
-        if self._pending is not None:
-            p_obs, p_raw = self._pending
-            if np.array_equal(p_obs, np.asarray(obs, dtype=np.float32)) and np.array_equal(np.clip(p_raw, -1.0, 1.0), raw):
-                raw = p_raw
-        self._pending = None
+        raw = choice.action if choice.record is None else choice.record
         i = self.rollout_len
         self.rollout_obs[i] = torch.as_tensor(obs, dtype=torch.float32)
         self.rollout_action[i] = torch.as_tensor(raw, dtype=torch.float32)

@@ -114,6 +114,9 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         "bandit": {**OffPolicyAlgorithm.presets["bandit"], "eval_particles": 1},
     }
 
+    state_attributes = ("updates",)
+    """Besides its networks, optimizers and buffer: the update counter (it sets the decaying entropy weight)."""
+
     def __init__(self, obs_dim: int, act_dim: int, config: QVPOConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)
         cfg = config

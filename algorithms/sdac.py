@@ -95,6 +95,9 @@ class SDAC(NoiseTemperature, BestOfNDiffusion):
         "bandit": {**OffPolicyAlgorithm.presets["bandit"], "reward_scale": 20.0, "init_alpha": 1.0, "eval_particles": 1},
     }
 
+    state_attributes = ("last_actor_loss", "last_weight_max")
+    """Besides BestOfNDiffusion's: the last actor loss and weight maximum (reported until the next actor step)."""
+
     def __init__(self, obs_dim: int, act_dim: int, config: SDACConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)
         self.init_temperature()

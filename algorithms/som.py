@@ -189,6 +189,10 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
                    "critic_lr": 1e-3, "actor_lr": 3e-4, "critic_updates": 4},
     }
 
+    state_attributes = ("mean_std", "updates")
+    """Besides its networks, optimizers and buffer: the critics' running sigma and the update counter.
+    `prior_std`, `w` and `target_entropy` are derived from the config here, and recomputed on resume."""
+
     def __init__(self, obs_dim: int, act_dim: int, config: SOMConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)
         cfg = config

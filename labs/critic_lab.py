@@ -38,6 +38,8 @@ from algorithms.common.score import boltzmann_score
 from algorithms.som import SOM, SOMConfig
 from sombench.bandit.mixtures import mode_counts
 from sombench.bandit.tasks import BOX, TASKS
+from sombench.runs import checkpoint
+from sombench.runs.store import RunFiles
 
 TASK = TASKS["eight-gaussians"]
 HIGH = np.array([[0.0, 1.4142], [1.4142, 0.0], [0.0, -1.4142], [-1.4142, 0.0]])
@@ -64,8 +66,7 @@ def reward(actions_algo: torch.Tensor) -> torch.Tensor:
 
 def dataset(kind: str, run: Path, seed: int) -> torch.Tensor:
     """Actions in algorithm units [-1, 1]^2: the run's buffer, or as many uniform ones."""
-    ckpt = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    buf = ckpt["algo"]["buffer"]["storage"]["action"]
+    buf = checkpoint.load(RunFiles(run).checkpoint, "cpu")["algo"]["buffer"]["storage"]["action"]
     if kind == "run":
         return buf.float()
     g = torch.Generator().manual_seed(seed)

@@ -28,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from algorithms.common.base import Choice
 from algorithms.common.buffer import Batch
 from algorithms.som import SOM, SOMConfig
 from sombench.bandit.mixtures import HIGH_MODES, eight_gaussians, mode_counts
@@ -69,12 +70,12 @@ def generator_report(algo: SOM, n: int, generator: torch.Generator) -> dict:
 
 def bandit_step(algo, rng: np.random.Generator, step: int) -> bool:
     """One env step of the runner's loop for the one-step bandit (constant observation 0, every transition
-    terminal): a uniform action during warm-up, else `act`; store it; then one `train_step` after warm-up
+    terminal): a uniform action during warm-up, else `explore`; store it; then one `train_step` after warm-up
     (True when one was made). Any off-policy algorithm of the registry (labs/dacer_lab.py uses it too)."""
     obs = np.zeros(1, np.float32)
-    action = rng.uniform(-1.0, 1.0, 2).astype(np.float32) if step < algo.warmup_steps else algo.act(obs)
-    r = float(eight_gaussians_task_reward(torch.as_tensor(BOX * action, dtype=torch.float64).reshape(1, 2))[0])
-    algo.observe(obs, action, r, obs, True, False)
+    choice = Choice(rng.uniform(-1.0, 1.0, 2).astype(np.float32)) if step < algo.warmup_steps else algo.explore(obs)
+    r = float(eight_gaussians_task_reward(torch.as_tensor(BOX * choice.action, dtype=torch.float64).reshape(1, 2))[0])
+    algo.observe(obs, choice, r, obs, True, False)
     if step < algo.warmup_steps:
         return False
     algo.train_step()

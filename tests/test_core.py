@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import distributions as D
 
+from algorithms.common.base import Choice
 from algorithms.common.spaces import ActionScaler
 from algorithms.common.targets import polyak_update
 from algorithms.common.temperature import LogAlpha, gaussian_noise_entropy, noise_alpha_loss, sac_alpha_loss
@@ -74,7 +75,7 @@ def test_algorithm_state_round_trip():
     cfg = SACConfig(hidden_sizes=(16,), batch_size=8, warmup_steps=0)
     a = SAC(3, 1, cfg, torch.device("cpu"))
     for i in range(20):
-        a.observe(np.ones(3) * i, np.zeros(1), 1.0, np.ones(3), False, False)
+        a.observe(np.ones(3) * i, Choice(np.zeros(1)), 1.0, np.ones(3), False, False)
     a.train_step()
     b = SAC(3, 1, cfg, torch.device("cpu"))
     saved = io.BytesIO()  # through serialisation, as a checkpoint does (state_dict holds references)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from algorithms.common.base import Choice
 from algorithms.common.buffer import PolicyActionReplayBuffer, ReplayBuffer
 from algorithms.dipo import DIPO, DIPOConfig, clip_action_gradient
 from sombench.measure.latency import random_batch
@@ -43,7 +44,7 @@ def fill(algo: DIPO, n: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     for _ in range(n):
         obs = rng.standard_normal(algo.obs_dim).astype(np.float32)
-        algo.observe(obs, rng.uniform(-1, 1, algo.act_dim).astype(np.float32), float(rng.standard_normal()),
+        algo.observe(obs, Choice(rng.uniform(-1, 1, algo.act_dim).astype(np.float32)), float(rng.standard_normal()),
                      rng.standard_normal(algo.obs_dim).astype(np.float32), False, False)
 
 

@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from algorithms.common.base import Choice
 from algorithms.common.buffer import Batch
 from algorithms.ppo import PPO, PPOConfig, clipped_surrogate
 from conftest import invoke
@@ -88,8 +89,7 @@ def drive(algo: PPO, monkeypatch) -> tuple:
     monkeypatch.setattr(algo, "update", lambda batch, truncated=None: seen.update(batch=batch, truncated=truncated) or {"x": torch.zeros(())})
     for t in range(5):
         obs = np.array([VALUES[t]], np.float32)
-        action = algo.act(obs)
-        algo.observe(obs, action, REWARDS[t], np.array([NEXT_VALUES[t]], np.float32), TERMINATED[t], TRUNCATED[t])
+        algo.observe(obs, algo.explore(obs), REWARDS[t], np.array([NEXT_VALUES[t]], np.float32), TERMINATED[t], TRUNCATED[t])
         metrics = algo.train_step()
         assert (metrics is None) == (t < 4)
     return seen["batch"], seen["truncated"]
@@ -164,22 +164,34 @@ def test_kl_early_stop():
 
 # -- the contract ---------------------------------------------------------------------------------
 
-def test_stores_the_unclipped_sample_and_evaluation_leaves_it(monkeypatch):
+def test_stores_the_unclipped_sample_it_gets_back_and_evaluation_leaves_it():
     algo = tiny(act_dim=1, init_log_std=math.log(5.0))  # wide: most samples leave the box
     obs = np.zeros(3, np.float32)
     torch.manual_seed(0)
     for _ in range(10):
-        action = algo.act(obs)
-        raw = algo._pending[1].copy()
-        algo.act(obs, deterministic=True)  # an evaluation between act and observe
-        algo.observe(obs, action, 0.0, obs, False, False)
-        assert np.array_equal(algo.rollout_action[algo.rollout_len - 1].numpy(), raw)
-        assert np.array_equal(np.clip(raw, -1, 1), action)
+        choice = algo.explore(obs)
+        algo.act(obs, deterministic=True)  # an evaluation between explore and observe
+        algo.observe(obs, choice, 0.0, obs, False, False)
+        assert np.array_equal(algo.rollout_action[algo.rollout_len - 1].numpy(), choice.record)
+        assert np.array_equal(np.clip(choice.record, -1, 1), choice.action)
     assert (algo.rollout_action[:10].abs() > 1).any()
-    # an action that was not the last sample's clip is stored as given
-    algo.act(obs)
-    algo.observe(obs, np.array([0.25], np.float32), 0.0, obs, False, False)
-    assert algo.rollout_action[10].item() == 0.25
+    # the record is what is stored, whatever the observation it comes with (nothing is matched back)
+    choice = algo.explore(obs)
+    algo.observe(np.ones(3, np.float32), choice, 0.0, obs, False, False)
+    assert np.array_equal(algo.rollout_action[10].numpy(), choice.record)
+    # a Choice PPO did not make (no record: a warm-up action) is stored as its action
+    algo.observe(obs, Choice(np.array([0.25], np.float32)), 0.0, obs, False, False)
+    assert algo.rollout_action[11].item() == 0.25
+
+
+def test_explore_draws_what_act_draws():
+    algo = tiny()
+    obs = np.ones(3, np.float32)
+    torch.manual_seed(3)
+    choice = algo.explore(obs)
+    after = torch.rand(2)
+    torch.manual_seed(3)
+    assert np.array_equal(algo.act(obs), choice.action) and torch.equal(torch.rand(2), after)
 
 
 def test_deterministic_act_is_the_clipped_mean_and_draws_nothing():
@@ -198,10 +210,10 @@ def run_steps(algo: PPO, n: int, seed: int) -> list[dict]:
     out = []
     obs = rng.standard_normal(3).astype(np.float32)
     for t in range(n):
-        action = algo.act(obs)
+        choice = algo.explore(obs)
         nxt = rng.standard_normal(3).astype(np.float32)
         term, trunc = bool(rng.random() < 0.05), bool(rng.random() < 0.05)
-        algo.observe(obs, action, float(rng.standard_normal()), nxt, term, trunc)
+        algo.observe(obs, choice, float(rng.standard_normal()), nxt, term, trunc)
         obs = rng.standard_normal(3).astype(np.float32) if term or trunc else nxt
         m = algo.train_step()
         if m:

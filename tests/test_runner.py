@@ -15,7 +15,7 @@ import torch
 
 from conftest import invoke, tiny_run_args, run_path
 from killable_env import ENV_ID
-from sombench.runs import store
+from sombench.runs import checkpoint, store
 from sombench.runs.spec import RunSpec
 from sombench.train.trainer import run_seed
 
@@ -65,7 +65,7 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
         assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
         run = run_path(killed, ENV_ID, "sac", 0)
         assert store.effective_state(run)["state"] == "interrupted"
-        checkpoints.append(int(torch.load(run / "checkpoint.pt", weights_only=False)["step"]))
+        checkpoints.append(int(checkpoint.load(store.RunFiles(run).checkpoint)["step"]))
         for name in ("eval.csv", "train.csv"):  # rows past the checkpoint may be there; never a torn file
             assert read(run, name)["env_step"].is_unique
     assert checkpoints == [600, 1000]
@@ -92,8 +92,8 @@ def test_sigkill_resume_matches_uninterrupted_run(tmp_path):
 def test_buffer_flags_termination_not_truncation(tmp_path):
     spec = RunSpec(algo="test-random", env_id="SombenchCorridor-v0", seed=3, total_steps=400, eval_every=400, eval_episodes=1)
     assert run_seed(spec, tmp_path)["status"] == "done"
-    buf = torch.load(run_path(tmp_path, "SombenchCorridor-v0", "test-random", 3) / "checkpoint.pt",
-                     weights_only=False)["algo"]["buffer"]["storage"]
+    buf = checkpoint.load(store.RunFiles(run_path(tmp_path, "SombenchCorridor-v0", "test-random", 3)).checkpoint
+                          )["algo"]["buffer"]["storage"]
     x_next = buf["next_obs"][:, 0]
     expected = (x_next.abs() >= 1.0).float()
     torch.testing.assert_close(buf["terminated"], expected)
@@ -120,8 +120,8 @@ def test_warmup_actions_are_uniform(tmp_path):
     spec = RunSpec(algo="sac", env_id="Pendulum-v1", seed=0, total_steps=2000, eval_every=2000, eval_episodes=1,
                    set_pairs=("hidden_sizes=8", "batch_size=8", "warmup_steps=2000"))
     assert run_seed(spec, tmp_path)["status"] == "done"
-    actions = torch.load(run_path(tmp_path, "Pendulum-v1", "sac", 0) / "checkpoint.pt",
-                         weights_only=False)["algo"]["buffer"]["storage"]["action"].numpy().ravel()
+    actions = checkpoint.load(store.RunFiles(run_path(tmp_path, "Pendulum-v1", "sac", 0)).checkpoint
+                              )["algo"]["buffer"]["storage"]["action"].numpy().ravel()
     counts, _ = np.histogram(actions, bins=4, range=(-1, 1))
     assert actions.min() >= -1 and actions.max() <= 1
     assert np.all(np.abs(counts - 500) < 100)
@@ -137,3 +137,13 @@ def test_config_records_provenance(tmp_path):
     assert prov["versions"]["mujoco"].startswith("2.3")
     assert "commit" in prov["git"] and prov["hardware"]["cpu"] and prov["hardware"]["torch_threads"] == 1
     assert prov["command"][:4] == ["sombench", "run", "--algo", "sac"]
+    assert cfg["budget_factor"] == 1
+
+
+def test_config_records_the_budget_factor_of_the_run(tmp_path):
+    """config.json holds the algorithm's budget factor for the env at the time of the run (PPO trains 5x on
+    Reacher-v4), so readers of the store never import the algorithms to learn it."""
+    spec = RunSpec(algo="ppo", env_id="Reacher-v4", seed=0, total_steps=50, eval_every=50, eval_episodes=1,
+                   set_pairs=("hidden_sizes=8", "batch_size=50", "policy_iters=1", "value_iters=1"))
+    assert run_seed(spec, tmp_path)["status"] == "done"
+    assert store.read_json(store.RunFiles(run_path(tmp_path, "Reacher-v4", "ppo", 0)).config)["budget_factor"] == 5

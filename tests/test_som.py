@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.func import jvp
 
+from algorithms.common.base import Choice
 from algorithms.common.buffer import Batch
 from algorithms.common.meanflow import MeanFlowActor, meanflow_target, sample_times
 from algorithms.common.schedules import VESchedule, VPSchedule
@@ -268,7 +269,7 @@ def test_critic_updates_adds_critic_steps_on_their_own_batches(monkeypatch, k):
     g = torch.Generator().manual_seed(1)
     for _ in range(200):  # distinct states, so different draws are different batches
         obs = torch.randn(3, generator=g).numpy()
-        som.observe(obs, (torch.rand(2, generator=g) * 2 - 1).numpy(), 0.5, obs, True, False)
+        som.observe(obs, Choice((torch.rand(2, generator=g) * 2 - 1).numpy()), 0.5, obs, True, False)
     critic_batches, actor_batches = [], []
     real_critic, real_actor = som.critic_step, som.actor_step
     monkeypatch.setattr(som, "critic_step", lambda b: (critic_batches.append(b), real_critic(b))[1])

@@ -1,18 +1,33 @@
 """The contract between the harness and an algorithm.
 
-The harness (sombench.runner) only ever calls:
+The harness (sombench.train.trainer) only ever calls:
 
     algo = Cls(obs_dim, act_dim, config, device)
     algo.act(obs, deterministic) -> action in [-1, 1]^d                 (numpy, one observation)
-    algo.observe(obs, action, reward, next_obs, terminated, truncated)  (one transition)
+    algo.explore(obs) -> Choice(action, record)                         (the training loop's action)
+    algo.observe(obs, choice, reward, next_obs, terminated, truncated)  (one transition)
     algo.train_step() -> dict of 0-d tensors | None                     (once per env step after warm-up)
     algo.state_dict() / algo.load_state_dict(state)                     (checkpoints)
+
+`act` is the policy alone (evaluation with `deterministic`, latency, the bandit's samples): it keeps
+nothing between calls. The training loop acts with `explore`, which returns a `Choice`: the action
+and an opaque `record` of how it was chosen, and hands that same `Choice` back to `observe` (with its
+action clipped to [-1, 1], which changes nothing for an action already in the box). By default
+`explore` is `act(obs, deterministic=False)` with no record; PPO records its unclipped Gaussian
+sample, whose log-probability its ratio needs. During warm-up the harness draws uniform actions
+itself and observes `Choice(action)` (record None), so `observe` must accept a Choice it did not
+make. No algorithm keeps the last action to match it back against what `observe` receives.
 
 `terminated` is a true terminal state (no bootstrapping); `truncated` is the time limit's cut (the
 value bootstraps through it; on-policy methods need it to close an episode for GAE). Off-policy
 algorithms get `observe` and `train_step` from `OffPolicyAlgorithm` (replay buffer, uniform
 sampling, `update(batch) -> metrics`). Metrics are detached tensors so the hot loop never waits on
 the device; the harness reads them once per logging window.
+
+What a checkpoint holds is explicit: every module, optimizer and replay buffer attribute (their own
+`state_dict`), plus the attributes each class names in `state_attributes` (counters and the tensors
+it updates while training). Everything else is derived from the config in `__init__` and recomputed
+on resume, never restored (SAC's and SOM's `target_entropy`, SOM's `w` and `prior_std`).
 
 Table 2's metadata is typed class data: `generation_steps` (T_d), `update_cycle`, and the `particles`
 property (N). Optional capabilities are mixins in algorithms/common/capabilities.py that the harness
@@ -23,7 +38,7 @@ tests with isinstance: `Generator` (the generator alone, for the bandit figures)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -32,6 +47,16 @@ from torch import nn
 from algorithms.common.buffer import Batch, ReplayBuffer
 from algorithms.common.capabilities import QValued
 from algorithms.common.config import AlgorithmConfig, OffPolicyConfig
+
+
+class Choice(NamedTuple):
+    """An action of the training loop and the record `observe` receives back with it."""
+
+    action: np.ndarray
+    """The action in [-1, 1]^d, shape [act_dim] (float32): what the env receives, after its affine map."""
+    record: Any = None
+    """Opaque to the harness: what the algorithm needs in `observe` about how it chose `action` (PPO: the
+    unclipped sample, shape [act_dim]); None when the algorithm did not choose it (warm-up's uniform actions)."""
 
 
 class Algorithm(ABC):
@@ -54,6 +79,13 @@ class Algorithm(ABC):
     """Named config values for a setting other than the paper's MuJoCo runs (e.g. "bandit", which
     `sombench bandit` applies before the user's --set); each key must be a field of `Config`, each value
     in its domain (both checked), and the reason for each value is written beside it."""
+
+    state_attributes: ClassVar[tuple[str, ...]] = ()
+    """Attributes a checkpoint holds beyond the modules, optimizers and replay buffer (which are always
+    saved): counters (bool, int, float) and tensors the algorithm changes while training. A class names
+    only its own; those of its base classes are added (`checkpointed_attributes`). An attribute not named
+    is derived from the config in `__init__` and recomputed on resume. Naming one of another type (None,
+    a tuple, an array) makes `state_dict` raise TypeError."""
 
     compiled_methods: ClassVar[tuple[str, ...]] = ()
     """The methods holding this algorithm's tensor work (act and update paths) that `compile` wraps with
@@ -90,49 +122,77 @@ class Algorithm(ABC):
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """An action in [-1, 1]^d for one observation; `deterministic` is the evaluation mode."""
 
+    def explore(self, obs: np.ndarray) -> Choice:
+        """The training loop's action for one observation, with the record `observe` gets back (by
+        default `act(obs, deterministic=False)`, no record: the same draws as that call)."""
+        return Choice(self.act(obs, deterministic=False))
+
     @abstractmethod
-    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool,
+    def observe(self, obs: np.ndarray, choice: Choice, reward: float, next_obs: np.ndarray, terminated: bool,
                 truncated: bool) -> None:
-        """Record one transition (action in [-1, 1]^d; `terminated` excludes truncation)."""
+        """Record one transition: `choice` is what `explore` returned, its action clipped to [-1, 1]^d (or
+        a warm-up action with record None); `terminated` excludes truncation."""
 
     @abstractmethod
     def train_step(self) -> dict[str, torch.Tensor] | None:
         """Called once per env step after warm-up; returns metrics or None if it did not train."""
 
     # -- checkpointing -------------------------------------------------------------------------
-    # Every attribute that is a module, an optimizer, a replay buffer, a tensor or a plain number is
-    # saved, so an algorithm's file never has to list its own state (and cannot forget any).
-    _NOT_STATE = ("obs_dim", "act_dim", "device", "config")  # compiled methods are callables: never state
+    _SAVED_WHOLE = (nn.Module, torch.optim.Optimizer, ReplayBuffer)
+    """Attribute types saved through their own state_dict without being named in `state_attributes`."""
+
+    @classmethod
+    def checkpointed_attributes(cls) -> tuple[str, ...]:
+        """The `state_attributes` of this class and its bases, bases first, each name once."""
+        names: dict[str, None] = {}
+        for klass in reversed(cls.__mro__):
+            names.update(dict.fromkeys(vars(klass).get("state_attributes", ())))
+        return tuple(names)
 
     def _state_items(self):
+        """(name, kind, value) of what a checkpoint holds: 'state_dict' for every module, optimizer and
+        replay buffer attribute, then 'tensor' or 'number' for each checkpointed attribute."""
         for key, value in vars(self).items():
-            if key in self._NOT_STATE or key.startswith("__"):
-                continue
-            if isinstance(value, (nn.Module, torch.optim.Optimizer, ReplayBuffer)):
+            if isinstance(value, self._SAVED_WHOLE):
                 yield key, "state_dict", value
-            elif isinstance(value, torch.Tensor):
+        for key in self.checkpointed_attributes():
+            if not hasattr(self, key):
+                raise AttributeError(f"{type(self).__name__}.state_attributes names {key!r}, which the instance does not have")
+            value = getattr(self, key)
+            if isinstance(value, self._SAVED_WHOLE):
+                continue  # saved above, whole
+            if isinstance(value, torch.Tensor):
                 yield key, "tensor", value
             elif isinstance(value, (bool, int, float)):
                 yield key, "number", value
+            else:
+                raise TypeError(f"{type(self).__name__}.{key} is a {type(value).__name__}: a checkpoint holds tensors, "
+                                "bool, int and float attributes (recompute anything else from the config in __init__)")
 
     def state_dict(self) -> dict[str, Any]:
-        """Like torch's, it holds references to live tensors: serialise it (torch.save) before the
-        algorithm trains on, or it changes underneath you."""
+        """Like torch's, it holds references to live tensors (the replay buffer's rows included): serialise
+        it (torch.save) before the algorithm trains on, or it changes underneath you."""
         state: dict[str, Any] = {}
         for key, kind, value in self._state_items():
             if kind == "state_dict":
                 state[key] = value.state_dict()
             elif kind == "tensor":
-                state[key] = value.detach().clone()
+                state[key] = value.detach()
             else:
                 state[key] = value
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        expected = {key for key, _, _ in self._state_items()}
-        if set(state) != expected:
-            raise ValueError(f"checkpoint does not match {type(self).__name__}: keys differ by {sorted(expected ^ set(state))}")
-        for key, kind, value in list(self._state_items()):
+        """Restore what `state_dict` saved: tensors are copied into the live ones (keeping their device and
+        identity), numbers set. Checkpoints written before the lists were explicit also hold numbers now
+        derived from the config (SOM's `w`): they are checked equal to the recomputed value, not restored."""
+        items = list(self._state_items())
+        expected = {key for key, _, _ in items}
+        stale = {key for key in set(state) - expected if self._is_recomputed(key, state[key])}
+        if set(state) - stale != expected:
+            raise ValueError(f"checkpoint does not match {type(self).__name__}: keys differ by "
+                             f"{sorted(expected ^ (set(state) - stale))}")
+        for key, kind, value in items:
             if kind == "state_dict":
                 value.load_state_dict(state[key])
             elif kind == "tensor":
@@ -140,6 +200,15 @@ class Algorithm(ABC):
                     value.copy_(state[key])
             else:
                 setattr(self, key, state[key])
+
+    def _is_recomputed(self, key: str, stored: Any) -> bool:
+        """Whether `stored` is an older checkpoint's copy of a derived number: ValueError if it differs
+        from the value this instance computed from the same config."""
+        if not isinstance(stored, (bool, int, float)) or not isinstance(vars(self).get(key), (bool, int, float)):
+            return False
+        if stored != getattr(self, key):
+            raise ValueError(f"checkpoint's {type(self).__name__}.{key} = {stored!r}, but the config gives {getattr(self, key)!r}")
+        return True
 
 
 class OffPolicyAlgorithm(Algorithm, QValued):
@@ -161,8 +230,8 @@ class OffPolicyAlgorithm(Algorithm, QValued):
     def warmup_steps(self) -> int:
         return int(self.config.warmup_steps)
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        self.buffer.add(obs, action, reward, next_obs, terminated)  # truncation bootstraps: not stored
+    def observe(self, obs, choice, reward, next_obs, terminated, truncated) -> None:
+        self.buffer.add(obs, choice.action, reward, next_obs, terminated)  # truncation bootstraps: not stored
 
     def train_step(self) -> dict[str, torch.Tensor]:
         return self.update(self.buffer.sample(self.config.batch_size))

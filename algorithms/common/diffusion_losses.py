@@ -122,6 +122,8 @@ class BestOfNDiffusion(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
     """A DDPM actor acting by best-of-N over a plain MSE twin critic. Subclasses write `update`."""
 
     generation_steps = 20
+    state_attributes = ("updates",)
+    """Besides its networks, optimizers and buffer: the update counter (DPMD and SDAC time their delayed steps by it)."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: BestOfNDiffusionConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)

@@ -8,9 +8,12 @@ What enters a cell (never silently):
 - only runs in state `done` at the cell's budget; unfinished, failed or interrupted runs are
   left out and the cell is flagged;
 - the budget of an env is the most common `total_steps` among its finished runs, each divided by its
-  algorithm's budget factor (PPO's 5x on three tasks), and a cell's budget is that times its
-  algorithm's factor; runs at another budget are left out and flagged; `at_step` replaces all this by "the evaluation at that step" and
-  flags only runs that have not reached it.
+  run's budget factor (PPO's 5x on three tasks), and a cell's budget is that times its runs' factor;
+  runs at another budget are left out and flagged; `at_step` replaces all this by "the evaluation at
+  that step" and flags only runs that have not reached it.
+
+The budget factor is the one the run was made with, read from its record (`budget_factor`), never the
+algorithm's current one: nothing here imports torch or the algorithms (see `budget_factor`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sombench.runs import store
-from sombench.errors import UserError
 from sombench.analysis.stats import mean_ci
+from sombench.errors import InvalidValue, UserError
+from sombench.runs import store
+from sombench.runs.outcome import RunState
 
 
 @dataclasses.dataclass
@@ -35,21 +39,39 @@ class Run:
     algo: str
     """The row label: the algorithm, or `algo@variant` for a non-default config."""
     seed: int
-    state: str
+    state: RunState | str
     total_steps: int | None
     evals: pd.DataFrame
     damage: str | None = None
     """Why this run's files cannot be read (it is then flagged and left out)."""
     budget_factor: int = 1
-    """The algorithm's multiple of the env's budget (PPO trains 5x longer on three tasks)."""
+    """The run's multiple of the env's budget (PPO trains 5x longer on three tasks)."""
 
 
-def budget_factor(algo: str, env: str) -> int:
-    """The registered algorithm's budget multiple on env (1 for an algorithm that is not registered)."""
-    import algorithms
+def budget_factor(record: store.RunRecord) -> int:
+    """The multiple of its env's budget a run was made at: the `budget_factor` its config.json records.
 
-    cls = algorithms.load_all().get(algo)
-    return int(cls.budget_factor.get(env, 1)) if cls is not None else 1
+    A run stored before records carried it (or without a config.json) falls back to what its own numbers
+    say, without importing the algorithms: the quotient of its `total_steps` by its env's paper budget
+    (sombench.envs.PAPER_TASKS) when that is an integer multiple of at least 2 (PPO's paper runs at 5x),
+    else 1. Such a run is then compared at that multiple, which the table's footnote names; any other
+    run (a budget of its own, or an env without a paper budget) counts at 1x. Before records carried
+    the factor, the algorithm's current class attribute was used instead, which needed torch.
+    """
+    recorded = record.budget_factor
+    return recorded if recorded is not None else inferred_budget_factor(record.key.env, record.total_steps)
+
+
+def inferred_budget_factor(env: str, total_steps: int | None) -> int:
+    """`total_steps` / env's paper budget when an integer of at least 2, else 1 (see `budget_factor`)."""
+    if not total_steps:
+        return 1
+    from sombench.envs import PAPER_TASKS  # imported here: gymnasium is paid for by old records only
+
+    task = PAPER_TASKS.get(env)
+    if task is None or total_steps < 2 * task.budget or total_steps % task.budget:
+        return 1
+    return total_steps // task.budget
 
 
 def load_runs(root: Path, envs: list[str] | None = None, algos: list[str] | None = None) -> list[Run]:
@@ -61,9 +83,9 @@ def load_runs(root: Path, envs: list[str] | None = None, algos: list[str] | None
     for rec in st.runs(envs, algos):
         evals = rec.evals()  # marks the record damaged if eval.csv is
         runs.append(Run(rec.key.env, rec.key.label, rec.key.seed, rec.status, rec.total_steps, evals, rec.damage,
-                        budget_factor(rec.key.algo, rec.key.env)))
+                        budget_factor(rec)))
     if not runs:
-        what = " matching --envs/--algos" if envs or algos else ""
+        what = " of the selected envs and algorithms" if envs or algos else ""
         raise UserError(f"no runs{what} in {root}; run `sombench run` first")
     return runs
 
@@ -141,7 +163,7 @@ def final_return(run: Run, at_step: int | None) -> float | None:
         return None
     if at_step is None:
         return float(frame["return_mean"].iloc[-1])
-    reached = int(frame["env_step"].iloc[-1]) >= at_step or (run.state == "done" and (run.total_steps or 0) >= at_step)
+    reached = int(frame["env_step"].iloc[-1]) >= at_step or (run.state == RunState.DONE and (run.total_steps or 0) >= at_step)
     before = frame[frame["env_step"] <= at_step]
     return float(before["return_mean"].iloc[-1]) if reached and len(before) else None
 
@@ -152,7 +174,7 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
     budgets: dict[str, int | None] = {}
     for env in envs:
         totals = Counter(r.total_steps // r.budget_factor for r in runs
-                         if r.env == env and r.state == "done" and r.total_steps and r.total_steps % r.budget_factor == 0)
+                         if r.env == env and r.state == RunState.DONE and r.total_steps and r.total_steps % r.budget_factor == 0)
         budgets[env] = totals.most_common(1)[0][0] if totals else None
     cells: dict[tuple[str, str], Cell] = {}
     factors: dict[tuple[str, str], int] = {}
@@ -166,7 +188,7 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
             if value is None:
                 cell.excluded.append(f"seed {run.seed} has not reached step {at_step:,}")
                 continue
-        elif run.state != "done":
+        elif run.state != RunState.DONE:
             cell.excluded.append(f"seed {run.seed} {run.state}")
             continue
         elif budgets[run.env] is None or run.total_steps != budgets[run.env] * run.budget_factor:
@@ -204,14 +226,16 @@ def _data_path(name: str) -> Path:
 
 
 def read_norm_ref(spec: str) -> dict[str, dict[str, float]]:
-    """`random` (the shipped random-policy scores) or a CSV with columns env, min, max (either may be blank)."""
+    """`random` (the shipped random-policy scores) or a CSV with columns env, min, max (either may be blank).
+    InvalidValue (field `norm_ref`) when it cannot be read or lacks those columns."""
     path = _data_path("random_scores.csv") if spec == "random" else Path(spec)
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read --norm-ref {spec}: {exc}".splitlines()[0]) from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InvalidValue("norm_ref", f"{spec} cannot be read: {first}") from None
     if "env" not in frame.columns or not ({"min", "max"} & set(frame.columns)):
-        raise UserError(f"--norm-ref {spec} needs columns env and min and/or max")
+        raise InvalidValue("norm_ref", f"{spec} needs columns env and min and/or max")
     out = {}
     for row in frame.to_dict("records"):
         out[str(row["env"])] = {k: float(row[k]) if k in row and pd.notna(row[k]) else math.nan for k in ("min", "max")}
@@ -227,7 +251,7 @@ def paper_table() -> tuple[pd.DataFrame, dict[str, float]]:
 
 def table_from_frame(frame: pd.DataFrame, normalized: dict[str, float] | None = None, n: int = 5) -> ResultTable:
     """A ResultTable of given cells (columns algo, env, mean, ci), e.g. the paper's Table 1."""
-    runs = [Run(r["env"], r["algo"], 0, "done", 1, pd.DataFrame({"env_step": [1], "return_mean": [r["mean"]]}))
+    runs = [Run(r["env"], r["algo"], 0, RunState.DONE, 1, pd.DataFrame({"env_step": [1], "return_mean": [r["mean"]]}))
             for r in frame.to_dict("records")]
     table = build_table(runs)
     for r in frame.to_dict("records"):

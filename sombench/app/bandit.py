@@ -131,21 +131,16 @@ def prepare(req: BanditRequest) -> BanditPlan:
     return BanditPlan(req, task, perturbation, steps, groups)
 
 
-def train(plan: BanditPlan, on_group: Callable[[list], Callable[[dict[str, Any]], None] | None] | None = None) -> list[str]:
-    """Create the store and train each group; the failures, one line each (empty: all finished).
-    `on_group(specs)` may return an event callback for that group's progress display."""
+def train_group(plan: BanditPlan, specs: list, on_event: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
+    """Create the store (if new) and train one group's seeds; its failures, one line each (empty: all finished)."""
     from sombench.train.executors import LocalLauncher, dispatch
 
     req = plan.request
     common.open_store(req.results)
-    failed = []
-    for specs in plan.groups.values():
-        on_event = on_group(specs) if on_group else None
-        launcher = LocalLauncher(req.workers, in_process=req.workers == 1 or len(specs) == 1, on_event=on_event)
-        outcomes = dispatch(specs, req.results, launcher)
-        failed += [f"{specs[0].env_id} seed {o['seed']}: {o.get('reason', o['status'])}" for o in outcomes
-                   if o["status"] not in ("done", "skipped")]
-    return failed
+    launcher = LocalLauncher(req.workers, in_process=req.workers == 1 or len(specs) == 1, on_event=on_event)
+    outcomes = dispatch(specs, req.results, launcher)
+    return [f"{specs[0].env_id} seed {o['seed']}: {o.get('reason', o['status'])}" for o in outcomes
+            if o["status"] not in ("done", "skipped")]
 
 
 def report(plan: BanditPlan) -> dict[str, Any]:

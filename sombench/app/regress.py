@@ -44,6 +44,7 @@ class RegressResult:
     """Registered algorithms the suite has no entry for (only when no algorithms were named)."""
     updated: Path | None = None
     """The bands file rewritten (with `update`)."""
+    entries: int = 0
 
     @property
     def bad(self) -> list[dict[str, Any]]:
@@ -58,14 +59,26 @@ def entry_specs(entry: rg.Entry, extra_sets: list[str], threads: int, command: t
                               threads=threads, sets=[*entry.sets, *extra_sets], preset=entry.preset, tag=None, command=command)
 
 
-def regress(req: RegressRequest, on_update: Callable[[dict[int, dict[str, Any]], set[int]], None] | None = None,
-            specs_out: list | None = None) -> RegressResult:
-    """Run the suite's entries (all, or those of `req.algos`) and compare them with their bands, or,
-    with `update`, rewrite their bands. `specs_out`, if given, receives the runs' specs before they start
-    (for a live display)."""
-    from sombench.runs.store import atomic_write_json
-    from sombench.train.executors import LocalLauncher, dispatch
+@dataclasses.dataclass
+class RegressPlan:
+    request: RegressRequest
+    entries: list[rg.Entry]
+    specs: dict[str, list]
+    """entry key -> its runs' specs"""
+    flat: list
+    """Every run's spec, entry by entry."""
+    root: Path
+    """The results store of the runs (a temporary folder when the request names none)."""
+    workers: int
+    bands_path: Path
+    band_doc: dict[str, Any]
+    missing: list[str]
+    known: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
+
+def prepare(req: RegressRequest) -> RegressPlan:
+    """Validate `req`, load the suite and bands, build every entry's specs and check the store (a
+    temporary folder is created when `req.results` is None, and removed again on an error)."""
     entries = rg.load_suite(req.suite)
     names = common.split_names(req.algos)
     if names:
@@ -76,31 +89,47 @@ def regress(req: RegressRequest, on_update: Callable[[dict[int, dict[str, Any]],
     common.check_positive("workers", req.workers)
     common.check_positive("threads", req.threads)
     if req.update and req.sets:
-        raise InvalidValue("update", "cannot be combined with overrides: they would be recorded as the reference config; change the suite file instead")
+        raise InvalidValue("update", "cannot be combined with overrides: they would be recorded as the reference config; "
+                                     "change the suite file instead")
     bands_path = req.bands or rg.data_dir() / "bands.json"
     band_doc = rg.load_bands(bands_path)
     specs = {e.key: entry_specs(e, list(req.sets), req.threads, req.command) for e in entries}
     flat = [s for e in entries for s in specs[e.key]]
     root = req.results.absolute() if req.results else Path(tempfile.mkdtemp(prefix="sombench-regress-"))
-    workers = req.workers or os.cpu_count() or 1
+    plan = RegressPlan(req, entries, specs, flat, root, req.workers or os.cpu_count() or 1, bands_path, band_doc, missing)
+    try:
+        plan.known = common.prepare_store(flat, root, report_locked=True)
+    except BaseException:
+        _cleanup(plan)
+        raise
+    return plan
+
+
+def _cleanup(plan: RegressPlan) -> None:
+    if plan.request.results is None:
+        shutil.rmtree(plan.root, ignore_errors=True)
+
+
+def execute(plan: RegressPlan, on_update: Callable[[dict[int, dict[str, Any]], set[int]], None] | None = None) -> RegressResult:
+    """Run every entry's seeds on a local pool, then compare with the bands (or, with `update`, rewrite them)."""
+    from sombench.runs.store import atomic_write_json
+    from sombench.train.executors import LocalLauncher, dispatch
+
+    req = plan.request
     t0 = time.perf_counter()
     try:
-        known = common.prepare_store(flat, root, report_locked=True)
-        common.open_store(root)
-        if specs_out is not None:
-            specs_out[:] = flat
-        outs = dispatch(flat, root, LocalLauncher(workers), known, on_update, refresh=1.0)
+        common.open_store(plan.root)
+        outs = dispatch(plan.flat, plan.root, LocalLauncher(plan.workers), plan.known, on_update, refresh=1.0)
     finally:
-        if req.results is None:
-            shutil.rmtree(root, ignore_errors=True)
+        _cleanup(plan)
     elapsed = time.perf_counter() - t0
     outcomes, i = {}, 0
-    for e in entries:
-        outcomes[e.key] = outs[i:i + len(specs[e.key])]
-        i += len(specs[e.key])
+    for e in plan.entries:
+        outcomes[e.key] = outs[i:i + len(plan.specs[e.key])]
+        i += len(plan.specs[e.key])
     if req.update:
-        doc = rg.updated_bands(band_doc, req.suite, entries, specs, outcomes, rg.provenance_now(req.threads, workers))
-        atomic_write_json(bands_path, doc)
-        return RegressResult(req.suite, [], len(flat), elapsed, missing, updated=bands_path)
-    rows = rg.evaluate(entries, specs, outcomes, band_doc, req.suite)
-    return RegressResult(req.suite, rows, len(flat), elapsed, missing)
+        doc = rg.updated_bands(plan.band_doc, req.suite, plan.entries, plan.specs, outcomes, rg.provenance_now(req.threads, plan.workers))
+        atomic_write_json(plan.bands_path, doc)
+        return RegressResult(req.suite, [], len(plan.flat), elapsed, plan.missing, updated=plan.bands_path, entries=len(plan.entries))
+    rows = rg.evaluate(plan.entries, plan.specs, outcomes, plan.band_doc, req.suite)
+    return RegressResult(req.suite, rows, len(plan.flat), elapsed, plan.missing, entries=len(plan.entries))

@@ -5,6 +5,10 @@ Each line is the mean over seeds at the evaluation steps every seed has reached,
 at the env's budget, not damaged), and the legend gives its seed count. The normalized panel min-max normalizes each seed's curve per env with the same
 min/max as the table (the algorithms' final means, or the reference file), pairs seeds by index
 across envs, averages over envs, and then takes mean and CI over seeds.
+
+Colours name no algorithm: the figure's row labels, sorted, take matplotlib's tab10 colours in order
+(tab20 when there are more than ten), so the same set of names always gets the same colours, and an
+algorithm has one colour in every panel of a figure.
 """
 
 from __future__ import annotations
@@ -17,22 +21,17 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
 
-from sombench.analysis.aggregate import ResultTable, Run  # noqa: E402,F401
-
-# Fixed colours by algorithm name, so an algorithm has the same colour in every panel and figure.
-PALETTE = {
-    "som": "#d62728", "sac": "#1f77b4", "mfp": "#ff7f0e", "dacer": "#2ca02c", "sdac": "#9467bd", "dpmd": "#8c564b",
-    "qsm": "#e377c2", "qvpo": "#7f7f7f", "dipo": "#bcbd22", "ppo": "#17becf",
-}
-_EXTRA = plt.get_cmap("tab20").colors
+from sombench.analysis.aggregate import ResultTable, Run  # noqa: E402
+from sombench.analysis.stats import t_interval  # noqa: E402
 
 
-def colour(algo: str) -> str:
-    if algo in PALETTE:
-        return PALETTE[algo]
-    return matplotlib.colors.to_hex(_EXTRA[sum(map(ord, algo)) % len(_EXTRA)])
+def colours(names) -> dict[str, str]:
+    """name -> hex colour: the sorted distinct names take tab10's colours in order (tab20's for more than
+    ten names, repeating beyond twenty). Depends on the set of names only, not on their order."""
+    ordered = sorted(set(names))
+    palette = plt.get_cmap("tab10" if len(ordered) <= 10 else "tab20").colors
+    return {name: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, name in enumerate(ordered)}
 
 
 def seed_matrix(runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:
@@ -47,11 +46,10 @@ def seed_matrix(runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mean_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    mean = values.mean(axis=0)
-    n = values.shape[0]
-    if n < 2:
+    """Per column of [seeds, steps]: the mean and the 95% Student-t band around it (no band for one seed)."""
+    mean, half = t_interval(values, 0.95, axis=0)
+    if values.shape[0] < 2:
         return mean, mean, mean
-    half = stats.t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
     return mean, mean - half, mean + half
 
 
@@ -63,6 +61,7 @@ def build_figure(table: ResultTable) -> plt.Figure:
     rows = math.ceil(panels / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     flat = axes.ravel()
+    colour = colours(algos)
     normalized: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {a: [] for a in algos}
     for ax, env in zip(flat, envs):
         for algo in algos:
@@ -75,8 +74,8 @@ def build_figure(table: ResultTable) -> plt.Figure:
             if not len(steps):
                 continue
             mean, lo, hi = mean_band(values)
-            ax.plot(steps, mean, color=colour(algo), label=f"{algo} (n={len(group)})", lw=1.6)
-            ax.fill_between(steps, lo, hi, color=colour(algo), alpha=0.2, lw=0)
+            ax.plot(steps, mean, color=colour[algo], label=f"{algo} (n={len(group)})", lw=1.6)
+            ax.fill_between(steps, lo, hi, color=colour[algo], alpha=0.2, lw=0)
             span = table.norm_max[env] - table.norm_min[env]
             if math.isfinite(span) and span > 0:
                 normalized[algo].append((steps, (values - table.norm_min[env]) / span))
@@ -96,8 +95,8 @@ def build_figure(table: ResultTable) -> plt.Figure:
                 continue
             per_env = [v[:n_seeds][:, np.searchsorted(s, common)] for s, v in curves]
             mean, lo, hi = mean_band(np.mean(per_env, axis=0))
-            ax.plot(common, mean, color=colour(algo), label=f"{algo} (n={n_seeds})", lw=1.6)
-            ax.fill_between(common, lo, hi, color=colour(algo), alpha=0.2, lw=0)
+            ax.plot(common, mean, color=colour[algo], label=f"{algo} (n={n_seeds})", lw=1.6)
+            ax.fill_between(common, lo, hi, color=colour[algo], alpha=0.2, lw=0)
         ax.set_title("Normalized (mean over envs)")
         ax.set_xlabel("env steps")
         ax.set_ylabel("normalized return")

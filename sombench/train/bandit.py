@@ -24,7 +24,9 @@ from algorithms.common.capabilities import Generator, QValued
 from algorithms.common.spaces import ActionScaler
 from sombench.bandit.tasks import BanditTask
 from sombench.envs import describe_env
+from sombench.runs import checkpoint
 from sombench.runs.spec import RunSpec
+from sombench.runs.store import RunFiles
 
 MODE_SAMPLES = 1000
 """Generator samples per mode count (Appendix H.3's counts)."""
@@ -50,8 +52,7 @@ class TrainedBandit:
         self.device = torch.device(device)
         self.cls = algorithms.get(spec.algo)
         self.algo = self.cls(info.obs_dim, info.act_dim, spec.config(), self.device)
-        ckpt = torch.load(run / "checkpoint.pt", map_location=self.device, weights_only=False, mmap=True)
-        self.algo.load_state_dict(ckpt["algo"])
+        self.algo.load_state_dict(checkpoint.load(RunFiles(run).checkpoint, self.device)["algo"])
         self.obs_dim, self.act_dim = info.obs_dim, info.act_dim
         self.generative = isinstance(self.algo, Generator)
 

@@ -33,13 +33,13 @@ import pandas as pd
 import torch
 
 import algorithms
+from algorithms.common.base import Choice
 from algorithms.common.spaces import ActionScaler
-from sombench.runs import store
-from sombench.runs.spec import RunSpec, json_ready, upgrade_identity
 from sombench.envs import describe_env, make_env
+from sombench.runs import checkpoint, store
 from sombench.runs.provenance import provenance
+from sombench.runs.spec import RunSpec
 
-from sombench.runs.checkpoint import FORMAT as CHECKPOINT_FORMAT  # noqa: E402
 Report = Callable[[dict[str, Any]], None]
 
 
@@ -143,6 +143,7 @@ class Trainer:
     def __init__(self, spec: RunSpec, run: Path, report: Report):
         torch.set_num_threads(spec.threads)
         self.spec, self.run, self.report = spec, run, report
+        self.files = store.RunFiles(run)
         self.device = torch.device(spec.device)
         self.info = describe_env(spec.env_id)
         self.env, self.eval_env = make_env(spec.env_id), make_env(spec.env_id)
@@ -157,7 +158,6 @@ class Trainer:
         self.step, self.episodes, self.wall_before = 0, 0, 0.0
         self.first_reset_seed: int | None = spec.seed
         self.last_return = math.nan
-        self.ckpt_path = run / "checkpoint.pt"
         self.t_start = time.perf_counter()
         self.start_step = 0
         self.sps = RecentRate()
@@ -167,15 +167,16 @@ class Trainer:
         """Continue from the checkpoint if there is one (rows past it are dropped: they are recomputed);
         else record the run's config."""
         spec = self.spec
-        if not self.ckpt_path.exists():
-            store.atomic_write_json(self.run / "config.json", {
+        if not self.files.checkpoint.exists():
+            store.atomic_write_json(self.files.config, {
                 "run": spec.identity(), "variant": spec.variant, "preset": spec.preset, "tag": spec.tag,
+                "budget_factor": type(self.algo).budget_factor.get(spec.env_id, 1),
                 "device": spec.device, "threads": spec.threads, "checkpoint_every": spec.checkpoint_every,
                 "compiled": self.segment(0), "provenance": provenance(self.device, spec.command)})
             return
-        ckpt = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
-        if upgrade_identity(ckpt.get("identity") or {}, spec) != json_ready(spec.identity()):
-            raise CheckpointMismatch(f"{self.ckpt_path} belongs to another config; delete {self.run} to restart seed {spec.seed}")
+        ckpt = checkpoint.load(self.files.checkpoint, self.device)
+        if not checkpoint.matches(spec, ckpt.get("identity")):
+            raise CheckpointMismatch(f"{self.files.checkpoint} belongs to another config; delete {self.run} to restart seed {spec.seed}")
         self.algo.load_state_dict(ckpt["algo"])
         self.step, self.episodes, self.wall_before = ckpt["step"], ckpt["episodes"], ckpt["wall_s"]
         rng = ckpt["rng"]
@@ -202,7 +203,7 @@ class Trainer:
     def record_segment(self) -> None:
         """Append this resumed segment's compile setting to config.json's `compiled` list when it differs
         from the last one (a run resumed with or without --compile)."""
-        path = self.run / "config.json"
+        path = self.files.config
         try:
             config = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -218,9 +219,9 @@ class Trainer:
         return self.wall_before + time.perf_counter() - self.t_start
 
     def save_tables(self) -> None:
-        store.atomic_write_csv(self.run / "eval.csv", self.eval_rows, store.EVAL_COLUMNS)
+        store.atomic_write_csv(self.files.eval, self.eval_rows, store.EVAL_COLUMNS)
         columns = list(dict.fromkeys(["env_step", *(k for row in self.train_rows for k in row)]))
-        store.atomic_write_csv(self.run / "train.csv", self.train_rows, columns)  # a header even with no rows
+        store.atomic_write_csv(self.files.train, self.train_rows, columns)  # a header even with no rows
 
     def save_state(self, state: str, **extra: Any) -> None:
         store.write_state(self.run, state=state, env_step=self.step, total_steps=self.spec.total_steps, episodes=self.episodes,
@@ -229,8 +230,7 @@ class Trainer:
     def checkpoint(self) -> None:
         self.check_finite()
         self.save_tables()
-        store.atomic_torch_save(self.ckpt_path, {
-            "format": CHECKPOINT_FORMAT,
+        checkpoint.save(self.files.checkpoint, {
             "identity": self.spec.identity(),
             "step": self.step,
             "episodes": self.episodes,
@@ -262,12 +262,13 @@ class Trainer:
             raw_obs, _ = self.env.reset(seed=self.first_reset_seed)
             obs, self.first_reset_seed = flat(raw_obs), None
         if self.step < algo.warmup_steps:
-            action = self.action_rng.uniform(-1.0, 1.0, self.info.act_dim).astype(np.float32)
+            choice = Choice(self.action_rng.uniform(-1.0, 1.0, self.info.act_dim).astype(np.float32))
         else:
-            action = np.clip(algo.act(obs, deterministic=False), -1.0, 1.0)
-        raw_next, reward, terminated, truncated, _ = self.env.step(self.scaler.to_env(action))
+            choice = algo.explore(obs)
+            choice = choice._replace(action=np.clip(choice.action, -1.0, 1.0))
+        raw_next, reward, terminated, truncated, _ = self.env.step(self.scaler.to_env(choice.action))
         next_obs = flat(raw_next)
-        algo.observe(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+        algo.observe(obs, choice, float(reward), next_obs, bool(terminated), bool(truncated))
         self.step += 1
         done = terminated or truncated
         self.episodes += bool(done)
@@ -309,7 +310,7 @@ class Trainer:
             return {"status": "refused", "reason": str(exc)}
         except Exception as exc:
             self.close()
-            reason = f"checkpoint unreadable ({type(exc).__name__}); delete {self.ckpt_path} to restart this seed"
+            reason = f"checkpoint unreadable ({type(exc).__name__}); delete {self.files.checkpoint} to restart this seed"
             self.save_state("failed", reason=reason)
             return {"status": "failed", "reason": reason}
         self.start_step, self.t_start = self.step, time.perf_counter()
@@ -337,8 +338,8 @@ class Trainer:
         except NonFiniteLoss as exc:
             return self.fail(str(exc))
         except Exception as exc:
-            store.atomic_write_bytes(self.run / "error.log", traceback.format_exc().encode())
-            return self.fail(f"{type(exc).__name__}: {exc}".splitlines()[0] + " (traceback in error.log)")
+            store.atomic_write_bytes(self.files.error_log, traceback.format_exc().encode())
+            return self.fail(f"{type(exc).__name__}: {exc}".splitlines()[0] + f" (traceback in {self.files.error_log.name})")
         finally:
             self.close()
         return self.finish()
@@ -353,7 +354,7 @@ class Trainer:
         self.checkpoint()
         sps = round((self.step - self.start_step) / max(time.perf_counter() - self.t_start, 1e-9), 2)
         with contextlib.suppress(FileNotFoundError):
-            (self.run / "error.log").unlink()  # a failure this run has now recovered from
+            self.files.error_log.unlink()  # a failure this run has now recovered from
         self.save_state("done", sps=sps)
         self.report({"kind": "end", "seed": self.spec.seed, "status": "done", "step": self.step, "total": self.spec.total_steps,
                      "last_return": self.last_return})

@@ -1,0 +1,116 @@
+"""Options shared by commands, declared once (type, flag, help). Where a default differs between
+commands, the command's help says why. Choices are enums, so `--help` lists them and the parser
+refuses anything else (one line, exit 2)."""
+
+from __future__ import annotations
+
+import enum
+import importlib.util
+import pkgutil
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+NAMES = "NAME[,NAME...]"
+SCHEDULE = "Schedule"
+CLUSTER = "Ray and Slurm"
+
+
+def _algorithm_modules() -> list[str]:
+    """The algorithm modules' names, found without importing them (the registry imports torch)."""
+    spec = importlib.util.find_spec("algorithms")
+    paths = list(spec.submodule_search_locations or []) if spec else []
+    return sorted(m.name for m in pkgutil.iter_modules(paths) if m.name != "common" and not m.name.startswith("_"))
+
+
+ALGO_HELP = f"Algorithm: {', '.join(_algorithm_modules())} (`sombench algos` lists them)."
+
+
+class TableFormat(str, enum.Enum):
+    rich = "rich"
+    md = "md"
+    latex = "latex"
+    csv = "csv"
+    json = "json"
+
+
+class StatusFormat(str, enum.Enum):
+    rich = "rich"
+    json = "json"
+
+
+class LatencyFormat(str, enum.Enum):
+    rich = "rich"
+    md = "md"
+    csv = "csv"
+    json = "json"
+
+
+class BanditFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+class Launcher(str, enum.Enum):
+    local = "local"
+    ray = "ray"
+    slurm = "slurm"
+
+
+class Stats(str, enum.Enum):
+    rliable = "rliable"
+
+
+class Suite(str, enum.Enum):
+    ci = "ci"
+    nightly = "nightly"
+
+
+class Task(str, enum.Enum):
+    eight_gaussians = "eight-gaussians"
+    two_moons = "two-moons"
+    checkerboard = "checkerboard"
+
+
+def _device(value: str) -> str:
+    from sombench.app.common import check_device_name
+    from sombench.errors import UserError
+
+    try:
+        return check_device_name(value)
+    except UserError as exc:
+        raise typer.BadParameter(str(exc.problem if hasattr(exc, "problem") else exc)) from None
+
+
+DEVICE_HELP = "auto (cuda when torch sees a GPU), cpu, cuda or cuda:N."
+FLAG = ""  # a boolean flag takes no value: show none in --help
+
+# -- where and how -------------------------------------------------------------------------------
+Results = Annotated[Path, typer.Option("--results", help="Results store folder.")]
+Device = Annotated[str, typer.Option("--device", metavar="auto|cpu|cuda[:N]", callback=_device, help=DEVICE_HELP)]
+Workers = Annotated[int, typer.Option("--workers", help="Seeds trained in parallel processes.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="Torch threads per seed (default: CPU cores / workers).")]
+Compile = Annotated[bool, typer.Option("--compile", metavar=FLAG, help="torch.compile the act and update paths (CUDA graphs on CUDA); falls back to eager with one warning.")]
+Paper = Annotated[bool, typer.Option("--paper", metavar=FLAG, help="Also print the paper's table for the same cells.")]
+
+# -- what to run ---------------------------------------------------------------------------------
+Algo = Annotated[str, typer.Option("--algo", metavar="NAME", help=ALGO_HELP)]
+Env = Annotated[str, typer.Option("--env", help="Gymnasium id with a Box action space (see `sombench envs`).")]
+Seeds = Annotated[int, typer.Option("--seeds", help="Number of seeds to run.")]
+SeedStart = Annotated[int, typer.Option("--seed-start", help="First seed; runs seed_start .. seed_start+seeds-1.")]
+Steps = Annotated[Optional[str], typer.Option("--steps", metavar="N", help="Env steps per seed, e.g. 500000 or 5e5 (default: the paper's budget for the env times the algorithm's factor).")]
+Sets = Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE", help="Override a config field (repeatable); `sombench algos NAME` lists the fields.")]
+Tag = Annotated[Optional[str], typer.Option("--tag", help="Name this config's runs: results/<env>/<algo>@<tag>/ (default: derived from the --set values that differ from the defaults).")]
+Preset = Annotated[Optional[str], typer.Option("--preset", help="A named preset of the algorithm (e.g. bandit), applied before --set.")]
+
+# -- schedule ------------------------------------------------------------------------------------
+EvalEvery = Annotated[int, typer.Option("--eval-every", help="Env steps between evaluations.", rich_help_panel=SCHEDULE)]
+EvalEpisodes = Annotated[int, typer.Option("--eval-episodes", help="Episodes per evaluation.", rich_help_panel=SCHEDULE)]
+CheckpointEvery = Annotated[int, typer.Option("--checkpoint-every", help="Env steps between checkpoints (taken at the next episode end).", rich_help_panel=SCHEDULE)]
+LogEvery = Annotated[int, typer.Option("--log-every", help="Env steps per train.csv row (metrics averaged over the window).", rich_help_panel=SCHEDULE)]
+
+# -- reading results -----------------------------------------------------------------------------
+Envs = Annotated[list[str], typer.Option("--envs", metavar=NAMES, help="Only these envs (repeatable or comma-separated).")]
+Algos = Annotated[list[str], typer.Option("--algos", metavar=NAMES, help="Only these algorithms, or exact variants such as som@score_scale=10 (repeatable or comma-separated).")]
+NormRef = Annotated[Optional[str], typer.Option("--norm-ref", metavar="FILE|random", help="CSV of per-env min/max for Normalized, or `random` for the shipped random-policy scores.")]
