@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast regress clean
+.PHONY: install demo lint test test-fast regress clean
 
 install: $(STAMP)
 
@@ -25,7 +25,12 @@ demo: install
 		--eval-every 1000 --eval-episodes 5 --set warmup_steps=1000
 	$(BIN)/sombench table --envs Pendulum-v1 --algos sac
 
-test: install
+# ruff (pyflakes and a complexity limit of 15) and import-linter (the layers in pyproject.toml)
+lint: install
+	$(BIN)/ruff check sombench algorithms tests labs scripts
+	$(BIN)/lint-imports
+
+test: install lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install

@@ -165,7 +165,7 @@ def test_bandit_command_som_score_field(cli, tmp_path):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["--algo", "sac", "--task", "three-moons"], "unknown --task 'three-moons'"),
+        (["--algo", "sac", "--task", "three-moons"], "'three-moons' is not one of"),
         (["--algo", "sac", "--perturb", "noise:-1"], "bad --perturb 'noise:-1'"),
         (["--algo", "sac", "--perturb", "bump:0.5"], "bad --perturb 'bump:0.5'"),
         (["--algo", "nope"], "unknown algorithm 'nope'"),

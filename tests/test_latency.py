@@ -18,6 +18,8 @@ from scipy import stats
 import algorithms
 from conftest import assert_one_line_error, tree
 from sombench.measure import latency as lat
+from sombench.measure import timing
+from sombench.render import latency as render_lat
 
 
 @pytest.fixture(autouse=True)
@@ -37,13 +39,13 @@ def test_timing_stats_by_hand():
     seconds = [0.010, 0.012, 0.011, 0.015, 0.009]
     ms = np.array(seconds) * 1e3
     half = stats.t.ppf(0.975, df=4) * ms.std(ddof=1) / math.sqrt(5)
-    t = lat.timing_stats(seconds)
+    t = timing.timing_stats(seconds)
     assert t.mean_ms == pytest.approx(11.4)
     assert t.ci_ms == pytest.approx(half)
     assert t.ci_ms == pytest.approx(2.776445 * math.sqrt(5.3) / math.sqrt(5), rel=1e-6)  # t(0.975, 4 dof), s^2 = 21.2/4
     assert t.median_ms == pytest.approx(11.0)
     assert t.n == 5
-    one = lat.timing_stats([0.002])
+    one = timing.timing_stats([0.002])
     assert one.mean_ms == pytest.approx(2.0) and math.isnan(one.ci_ms) and one.median_ms == pytest.approx(2.0)
 
 
@@ -58,8 +60,8 @@ def test_time_calls_counts_calls_and_syncs_around_each_region(monkeypatch):
     def sync():
         events.append(f"s@{clock[0]:.3f}")
 
-    monkeypatch.setattr(lat.time, "perf_counter", lambda: clock[0])
-    seconds = lat.time_calls(fn, repeats=3, warmup=2, sync=sync, calls_per_repeat=2)
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    seconds = timing.time_calls(fn, repeats=3, warmup=2, sync=sync, calls_per_repeat=2)
     # warm-up: 2 repeats' worth of untimed calls, no sync; then sync, 2 timed calls, sync, per repeat
     assert [e[0] for e in events] == ["f"] * 4 + ["s", "f", "f", "s"] * 3
     assert seconds.shape == (3,)
@@ -70,10 +72,10 @@ def test_time_calls_counts_calls_and_syncs_around_each_region(monkeypatch):
 def test_time_calls_measures_real_time():
     import time
 
-    seconds = lat.time_calls(lambda: time.sleep(0.002), repeats=3, warmup=0)
+    seconds = timing.time_calls(lambda: time.sleep(0.002), repeats=3, warmup=0)
     assert seconds.shape == (3,) and np.all(seconds >= 0.0019)
     with pytest.raises(ValueError):
-        lat.time_calls(lambda: None, repeats=0)
+        timing.time_calls(lambda: None, repeats=0)
 
 
 # -- the paper's Table 2 and the comparison -----------------------------------------------------
@@ -112,7 +114,7 @@ def test_ratios_and_ordering_against_som():
     # paper: som < qsm < dacer in training (same); inference som < qsm < dacer, ours qsm < som < dacer (differs)
     assert "Training time, fastest first: ours som < qsm < dacer; paper som < qsm < dacer (same order)." in comp.notes
     assert "Inference time, fastest first: ours qsm < som < dacer; paper som < qsm < dacer (order differs)." in comp.notes
-    md = lat.to_markdown(report, comp)
+    md = render_lat.to_markdown(report, comp)
     assert "| qsm | 1 | 32 | <u>15.000 ± 0.100</u> | 15.000 | **0.400 ± 0.010** | 0.400 | 1.50× | 0.80× |" in md
     assert "| QVPO | 20 | 32 | 40.768 ± 0.136 | 1.044 ± 0.027 | 6.26× | 4.79× |" in md
 
@@ -121,7 +123,7 @@ def test_ratio_columns_na_without_som():
     comp = lat.compare(fake_report({"sac": (10.0, 0.5)}))
     assert comp.train_ratio is None and comp.infer_ratio is None
     assert any("n/a" in n and "som was not measured" in n for n in comp.notes)
-    csv = pd.read_csv(pd.io.common.StringIO(lat.to_csv(fake_report({"sac": (10.0, 0.5)}), comp)))
+    csv = pd.read_csv(pd.io.common.StringIO(render_lat.to_csv(fake_report({"sac": (10.0, 0.5)}), comp)))
     assert set(csv["source"]) == {"sombench", "paper"} and len(csv) == 8
     assert csv.loc[csv["algo"] == "sac", "train_vs_som"].isna().all()
 

@@ -28,31 +28,31 @@ def test_welch_drop_needs_significance_and_the_minimum_effect():
 
 
 def test_the_ci_suite_covers_every_registered_algorithm_with_valid_configs():
-    from sombench.cli.main import build_specs
+    from sombench.app.regress import entry_specs
 
     entries = rg.load_suite("ci")
     registered = {name for name in algorithms.load_all() if not name.startswith("test-")}
     assert {e.algo for e in entries} == registered
     for e in entries:
         assert e.why and e.seeds >= 2 and e.floor > 0
-        rg.entry_specs(e, [], build_specs, threads=1)  # preset and every --set valid
+        entry_specs(e, [], threads=1)  # preset and every --set valid
     nightly = rg.load_suite("nightly")
     assert all(n.seeds == 5 and n.steps == 2 * e.steps for n, e in zip(nightly, entries))
 
 
 def test_the_shipped_bands_match_the_ci_suite():
-    from sombench.cli.main import build_specs
+    from sombench.app.regress import entry_specs
 
     bands = rg.load_bands()["suites"]["ci"]
     for e in rg.load_suite("ci"):
         band = bands[e.key]
-        assert band["set"] == list(rg.entry_specs(e, [], build_specs, 1)[0].set_pairs), e.key
+        assert band["set"] == list(entry_specs(e, [], 1)[0].set_pairs), e.key
         assert len(band["finals"]) == e.seeds and band["provenance"]["versions"]["torch"]
         assert band["mean"] == pytest.approx(sum(band["finals"]) / len(band["finals"]))
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--suite", "weekly"], "unknown --suite 'weekly'"),
+    (["--suite", "weekly"], "'weekly' is not one of"),
     (["--algos", "nope"], "unknown algorithm 'nope'"),
     (["--set", "actor_lr=-1"], "actor_lr"),
     (["--update", "--set", "actor_lr=0"], "--update cannot be combined with overrides"),

@@ -183,7 +183,7 @@ def test_dry_run_prints_the_grid_and_a_projection_and_runs_nothing(cli, tmp_path
 
 def test_projection_uses_the_latest_latency_csv_and_paper_times(tmp_path):
     from sombench.measure import cost
-    from sombench.cli.main import build_specs
+    from sombench.app.common import Schedule, build_specs
 
     latency = tmp_path / "latency"
     latency.mkdir(parents=True)
@@ -191,8 +191,8 @@ def test_projection_uses_the_latest_latency_csv_and_paper_times(tmp_path):
     (latency / "HalfCheetah-v4_cpu_20250101T000000Z.csv").write_text(row.format(t=9999.0))
     (latency / "HalfCheetah-v4_cpu_20260101T000000Z.csv").write_text(row.format(t=599.0))  # the latest
     (latency / "HalfCheetah-v4_cuda_20270101T000000Z.csv").write_text(row.format(t=1.0))  # another device
-    specs = build_specs("som", "Hopper-v4", [0, 1], 1_000_000, eval_every=5000, eval_episodes=10, checkpoint_every=50000,
-                        log_every=1000, device="cpu", threads=1, set_pairs=[], preset=None, tag=None)
+    specs = build_specs("som", "Hopper-v4", [0, 1], 1_000_000, schedule=Schedule(), device="cpu", threads=1, sets=[], preset=None,
+                        tag=None)
     p = cost.project(specs, "cpu", tmp_path)
     (r,) = p.rows
     assert r["update_ms"] == 599.0 and "20260101" in r["source"]
@@ -201,8 +201,8 @@ def test_projection_uses_the_latest_latency_csv_and_paper_times(tmp_path):
     assert p.paper_total_s == pytest.approx(2 * (learning * (6.512 + 0.218) + 1_000_000 * r["env_ms"]) / 1e3)
     hint = cost.run_hint(specs, 1, tmp_path)
     assert hint.startswith("projected (updates and acting alone):") and "use a GPU" in hint
-    small = build_specs("som", "Hopper-v4", [0], 1000, eval_every=500, eval_episodes=1, checkpoint_every=500, log_every=100,
-                        device="cpu", threads=1, set_pairs=[], preset=None, tag=None)
+    small = build_specs("som", "Hopper-v4", [0], 1000, schedule=Schedule(500, 1, 500, 100), device="cpu", threads=1, sets=[],
+                        preset=None, tag=None)
     assert cost.run_hint(small, 1, tmp_path) is None  # under the bound: nothing measured, nothing printed
 
 
@@ -211,14 +211,13 @@ def test_projection_measures_a_non_default_config_at_the_runs_own_env_shapes(tmp
     Pendulum run must not need MuJoCo (HalfCheetah's shapes) just to print its projection."""
     from sombench import envs
     from sombench.measure import cost
-    from sombench.cli.main import build_specs
+    from sombench.app.common import Schedule, build_specs
 
     described = []
     real = envs.describe_env
     monkeypatch.setattr(envs, "describe_env", lambda env_id: described.append(env_id) or real(env_id))  # a spy
-    specs = build_specs("sac", "Pendulum-v1", [0], 1_000_000, eval_every=5000, eval_episodes=10, checkpoint_every=50000,
-                        log_every=1000, device="cpu", threads=1, set_pairs=["batch_size=32", "hidden_sizes=16,16"],
-                        preset=None, tag=None)
+    specs = build_specs("sac", "Pendulum-v1", [0], 1_000_000, schedule=Schedule(), device="cpu", threads=1,
+                        sets=["batch_size=32", "hidden_sizes=16,16"], preset=None, tag=None)
     p = cost.project(specs, "cpu", tmp_path, measure_env=False)
     (r,) = p.rows
     assert r["source"] == "measured now" and r["update_ms"] > 0

@@ -16,11 +16,16 @@ from sombench.runs import store
 from sombench.analysis.rliable import iqm, optimality_gap, probability_of_improvement, rliable_stats
 
 
-def make_run(root, env, algo, seed, returns, state="done", total=None, every=100):
+def make_run(root, env, algo, seed, returns, state="done", total=None, every=100, budget_factor=None):
+    """A run folder as the trainer leaves it: eval.csv and state.json, and with `budget_factor` a config.json
+    recording it (as the trainer does since records carry it; without, the record is an older one)."""
     run = store.run_dir(root, env, algo, seed)
     run.mkdir(parents=True, exist_ok=True)
     steps = [every * (i + 1) for i in range(len(returns))]
     total = total or (steps[-1] if steps else every)
+    if budget_factor is not None:
+        store.atomic_write_json(run / "config.json", {"run": {"algo": algo, "env": env, "seed": seed, "total_steps": total},
+                                                      "budget_factor": budget_factor})
     store.atomic_write_csv(run / "eval.csv", [{"env_step": s, "return_mean": r, "return_std": 0.0, "episodes": 1, "wall_s": 0.0}
                                               for s, r in zip(steps, returns)], store.EVAL_COLUMNS)
     store.write_state(run, state=state, env_step=steps[-1] if steps else 0, total_steps=total,
@@ -176,7 +181,7 @@ def test_plot_axes_cover_the_data(small_store, tmp_path):
         for algo, line in lines.items():
             y = np.asarray(line.get_ydata())
             assert lo <= y.min() and y.max() <= hi and x_lo <= 100 and x_hi >= 200
-            assert line.get_color() == plots.colour(algo)
+            assert line.get_color() == plots.colours(table.algos)[algo]
             assert y[-1] == pytest.approx(table.mean(algo, env))  # the line ends at the table's cell
         for band in ax.collections:  # CI bands stay inside the axes too
             verts = np.concatenate([p.vertices for p in band.get_paths()])
@@ -209,13 +214,14 @@ def test_shipped_random_reference_covers_the_paper_tasks():
 
 
 def test_ppo_is_compared_at_its_own_longer_budget_without_a_flag(tmp_path):
-    """The paper trains PPO 5x longer on Reacher-v4 (its class's budget_factor): at 5 x 100 steps it is in
-    the table unflagged beside SAC at 100, and a PPO run at 100 steps is the one flagged."""
+    """The paper trains PPO 5x longer on Reacher-v4 (its class's budget_factor, which the trainer records in
+    config.json): at 5 x 200 steps it is in the table unflagged beside SAC at 200, and a PPO run at 200 steps
+    is the one flagged."""
     store.init_store(tmp_path)
     for seed in (0, 1):
-        make_run(tmp_path, "Reacher-v4", "sac", seed, [-20, -10])                 # 200 steps
-        make_run(tmp_path, "Reacher-v4", "ppo", seed, [-30] * 9 + [-8], every=100)  # 1,000 steps = 5 x 200
-    make_run(tmp_path, "Reacher-v4", "ppo", 2, [-30, -9])                          # 200 steps: not PPO's budget
+        make_run(tmp_path, "Reacher-v4", "sac", seed, [-20, -10], budget_factor=1)                 # 200 steps
+        make_run(tmp_path, "Reacher-v4", "ppo", seed, [-30] * 9 + [-8], every=100, budget_factor=5)  # 1,000 steps = 5 x 200
+    make_run(tmp_path, "Reacher-v4", "ppo", 2, [-30, -9], budget_factor=5)                          # 200 steps: not PPO's budget
     table = aggregate.build_table(aggregate.load_runs(tmp_path))
     assert table.budgets["Reacher-v4"] == 200
     ppo, sac = table.cells[("ppo", "Reacher-v4")], table.cells[("sac", "Reacher-v4")]
@@ -236,3 +242,47 @@ def test_at_step_takes_the_last_evaluation_at_or_before_it(tmp_path):
 def test_latex_has_no_raw_unicode_plus_minus(small_store):
     text = tables.to_latex(aggregate.build_table(aggregate.load_runs(small_store)), "T")
     assert "±" not in text and r"$\pm$" in text
+
+
+def test_budget_factor_is_the_records_and_older_records_infer_it_from_the_paper_budget(tmp_path):
+    """A record's own budget_factor wins; a record without one (stored before records carried it) is at k x
+    its env's paper budget when its total_steps is such a multiple (k >= 2), else at 1x. No algorithm class
+    is consulted: a factor the algorithm has today is not the one an old run was made with."""
+    store.init_store(tmp_path)
+    budget = 1_000_000  # Reacher-v4's paper budget
+    for seed in (0, 1):
+        make_run(tmp_path, "Reacher-v4", "sac", seed, [-20, -10], total=budget)
+        make_run(tmp_path, "Reacher-v4", "ppo", seed, [-30, -8], total=5 * budget)     # older record: 5x inferred
+        make_run(tmp_path, "Reacher-v4", "sdac", seed, [-30, -7], total=3 * budget, budget_factor=3)  # recorded
+    make_run(tmp_path, "Reacher-v4", "ppo", 2, [-30, -9], total=1234)                 # not a multiple: 1x, flagged
+    runs = {(r.algo, r.seed): r for r in aggregate.load_runs(tmp_path)}
+    assert runs[("sac", 0)].budget_factor == 1 and runs[("ppo", 0)].budget_factor == 5 and runs[("sdac", 0)].budget_factor == 3
+    assert runs[("ppo", 2)].budget_factor == 1
+    table = aggregate.build_table(list(runs.values()))
+    assert table.budgets["Reacher-v4"] == budget
+    assert table.cells[("ppo", "Reacher-v4")].values == [-8, -8] and table.cells[("sdac", "Reacher-v4")].values == [-7, -7]
+    assert table.cells[("ppo", "Reacher-v4")].excluded == [f"seed 2 ran 1,234 steps, not {budget:,}"]  # judged at its own 1x
+    assert aggregate.inferred_budget_factor("NotAPaperTask-v0", 10 * budget) == 1
+    assert aggregate.inferred_budget_factor("Reacher-v4", budget) == 1 and aggregate.inferred_budget_factor("Reacher-v4", None) == 1
+
+
+def test_colours_follow_the_sorted_names_present():
+    """No algorithm is named by the harness: the same set of names gets the same colours in any order, each a
+    different one, in tab10's order of the sorted names (tab20's beyond ten names)."""
+    assert plots.colours(["som", "sac"]) == plots.colours(["sac", "som", "sac"]) == {"sac": "#1f77b4", "som": "#ff7f0e"}
+    many = plots.colours([f"algo{i:02d}" for i in range(15)])
+    assert len(set(many.values())) == 15
+
+
+def test_band_is_the_tables_student_t_interval_per_step():
+    """The figure's band and the table's cell are the same interval (sombench.analysis.stats)."""
+    from sombench.analysis.stats import mean_ci
+
+    values = np.array([[1.0, 10.0], [2.0, 14.0], [4.0, 11.0]])
+    mean, lo, hi = plots.mean_band(values)
+    for column in range(2):
+        m, half = mean_ci(values[:, column])
+        assert mean[column] == pytest.approx(m) and hi[column] - mean[column] == pytest.approx(half)
+        assert mean[column] - lo[column] == pytest.approx(half)
+    one = plots.mean_band(values[:1])
+    assert np.array_equal(one[0], one[1]) and np.array_equal(one[0], one[2])  # one seed: no band

@@ -22,6 +22,7 @@ another config or budget is `stale` (rerun with --update), one without a band `n
 is `failed`. Exit 1 if anything regressed or failed.
 
 `--update` replaces the bands of the entries it ran with the fresh results and their provenance.
+The verdict table is drawn by sombench/render/regress.py.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.table import Table
 
 from sombench.errors import UserError
+from sombench.runs.outcome import FINISHED
 
 ALPHA = 0.05
 SPREAD = 1.0
@@ -64,6 +65,11 @@ class Entry:
     @property
     def key(self) -> str:
         return f"{self.algo}|{self.env}|{self.steps}"
+
+
+def suite_names(path: Path | None = None) -> list[str]:
+    """The suites the suite file defines (`ci`, `nightly`), in its order."""
+    return list(json.loads((path or data_dir() / "suites.json").read_text())["suites"])
 
 
 def load_suite(name: str, path: Path | None = None) -> list[Entry]:
@@ -152,9 +158,9 @@ def evaluate(entries: list[Entry], specs: dict[str, list], outcomes: dict[str, l
     stored = bands.get("suites", {}).get(suite, {})
     for entry in entries:
         outs = outcomes[entry.key]
-        finals = [float(o["final_return"]) for o in outs if o["status"] in ("done", "skipped") and o.get("final_return") is not None]
+        finals = [float(o["final_return"]) for o in outs if o["status"] in FINISHED and o.get("final_return") is not None]
         row: dict[str, Any] = {"entry": entry, "finals": finals, "band": stored.get(entry.key)}
-        bad = [o for o in outs if o["status"] not in ("done", "skipped")]
+        bad = [o for o in outs if o["status"] not in FINISHED]
         if bad:
             row.update(verdict="failed", reason="; ".join(f"seed {o['seed']}: {o.get('reason', o['status'])}" for o in bad))
         elif row["band"] is None:
@@ -168,37 +174,6 @@ def evaluate(entries: list[Entry], specs: dict[str, list], outcomes: dict[str, l
     return rows
 
 
-def _num(x: float, ref: float | None = None) -> str:
-    if x is None or not math.isfinite(x):
-        return "-"
-    scale = abs(ref if ref is not None else x)
-    return f"{x:.3f}" if scale < 10 else f"{x:.1f}"
-
-
-def verdict_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title, caption=f"REGRESSED: Welch's t-test (one-sided, unequal variances) p < {ALPHA} and a drop larger than "
-                                       f"min drop = max(floor, {SPREAD:g} x the band's seed std). Cells: mean ± 95% CI (seeds).")
-    for col in ("entry", "band", "now", "change", "min drop", "p", "verdict"):
-        table.add_column(col, overflow="fold", justify="left" if col in ("entry", "verdict") else "right")
-    style = {"REGRESSED": "bold red", "failed": "bold red", "ok": "green", "improved": "cyan", "new": "yellow", "stale": "yellow"}
-    for row in rows:
-        e = row["entry"]
-        band = row.get("band")
-        ref_text = f"{_num(band['mean'])}±{_num(band['ci95'], band['mean'])} ({len(band['finals'])})" if band else "-"
-        now = summary(row["finals"]) if row["finals"] else None
-        now_text = f"{_num(now['mean'])}±{_num(now['ci95'], now['mean'])} ({len(row['finals'])})" if now else "-"
-        change = min_drop = p = "-"
-        if "drop" in row:
-            ref_mean = band["mean"]
-            pct = f" ({-100 * row['drop'] / abs(ref_mean):+.0f}%)" if ref_mean else ""
-            change, min_drop, p = _num(-row["drop"], ref_mean) + pct, _num(row["min_drop"], ref_mean), f"{row['p']:.2g}"
-        verdict = row["verdict"] + (f": {row['reason']}" if row.get("reason") else "")
-        env = e.env.removeprefix("sombench/")
-        table.add_row(f"{e.algo} {env} {e.steps // 1000}k" if e.steps % 1000 == 0 else f"{e.algo} {env} {e.steps}", ref_text, now_text,
-                      change, min_drop, p, f"[{style.get(row['verdict'], '')}]{verdict}[/]")
-    return table
-
-
 def updated_bands(bands: dict[str, Any], suite: str, entries: list[Entry], specs: dict[str, list],
                   outcomes: dict[str, list[dict[str, Any]]], prov: dict[str, Any]) -> dict[str, Any]:
     out = {"format": BANDS_FORMAT, "about": "Reference bands of `sombench regress` (see sombench/regress.py); rewrite with "
@@ -206,7 +181,7 @@ def updated_bands(bands: dict[str, Any], suite: str, entries: list[Entry], specs
     table = dict(out["suites"].get(suite, {}))
     for entry in entries:
         outs = outcomes[entry.key]
-        if any(o["status"] not in ("done", "skipped") for o in outs):
+        if any(o["status"] not in FINISHED for o in outs):
             raise UserError(f"{entry.algo} on {entry.env} did not finish every seed; bands not updated")
         finals = [float(o["final_return"]) for o in outs]
         table[entry.key] = band_for(entry, specs[entry.key], finals, prov)

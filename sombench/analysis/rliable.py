@@ -51,10 +51,10 @@ def normalized_scores(table: ResultTable) -> dict[str, list[np.ndarray]]:
             lo, hi = table.norm_min[env], table.norm_max[env]
             cell = table.cells.get((algo, env))
             if cell is None or cell.n < 2:
-                raise UserError(f"--stats rliable needs at least 2 finished seeds in every cell; {algo} on {env} has "
+                raise UserError(f"rliable statistics need at least 2 finished seeds in every cell; {algo} on {env} has "
                                 f"{0 if cell is None else cell.n}")
             if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-                raise UserError(f"--stats rliable cannot normalize {env}: its min and max coincide (one algorithm?)")
+                raise UserError(f"rliable statistics cannot normalize {env}: its min and max coincide (one algorithm?)")
             tasks.append((np.asarray(cell.values) - lo) / (hi - lo))
         out[algo] = tasks
     return out

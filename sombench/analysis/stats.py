@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 
 def t_interval(values: np.ndarray, confidence: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -18,7 +18,13 @@ def t_interval(values: np.ndarray, confidence: float = 0.95, axis: int = 0) -> t
     if n < 2:
         return mean, np.full_like(mean, math.nan)
     sem = x.std(axis=axis, ddof=1) / math.sqrt(n)
-    return mean, stats.t.ppf(0.5 + confidence / 2, df=n - 1) * sem
+    return mean, t_quantile(0.5 + confidence / 2, n - 1) * sem
+
+
+def t_quantile(q: float, df: int) -> float:
+    """The Student-t quantile: what `scipy.stats.t.ppf(q, df)` returns (it computes exactly this,
+    `scipy.special.stdtrit`), without importing scipy.stats (about a second, on every `sombench table`)."""
+    return special.stdtrit(df, q)
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:

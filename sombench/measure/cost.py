@@ -9,13 +9,15 @@ Update and acting times come from, in order:
 1. the latest `sombench latency` CSV for that device in `RESULTS/latency/` (`<env>_<device>_<time>.csv`),
    when the run's config is the algorithm's paper default (the CSV times the defaults);
 2. otherwise measured on the spot with the run's own config: a few updates on a random batch with the
-   run's own env's shapes, as `sombench latency` does, with fewer repeats. (Not the latency env's
-   HalfCheetah-v4 shapes: that would make a run on any env need MuJoCo, and time the wrong shapes.)
+   run's own env's shapes, through the same timing path as `sombench latency`
+   (sombench/measure/timing.py), with fewer repeats. (Not the latency env's HalfCheetah-v4 shapes:
+   that would make a run on any env need MuJoCo, and time the wrong shapes.)
 The env step time is measured on the spot per env (random actions, a few hundred steps).
 
 The paper's Table 2 (RTX 4090, `sombench/data/paper_table2.csv`) is a labelled alternative: its
 train + inference ms with our env step times. SAC, MFP and PPO are not in Table 2; their GPU time is
-estimated as ours x (paper SOM / our SOM) and marked as such.
+estimated as ours x (paper SOM / our SOM) and marked as such (the reference, SOM by default, is
+sombench.measure.paper.DEFAULT_REFERENCE). The table is drawn by sombench/render/cost.py.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.table import Table
+
+from sombench.measure.paper import DEFAULT_REFERENCE, paper_table2, reference_label
+from sombench.runs.outcome import RunState
 
 HOURS_HINT = 3.0
 """`sombench run` prints its projection when the work ahead exceeds this many hours of wall time."""
@@ -62,25 +66,15 @@ def from_latency_csv(path: Path) -> dict[str, AlgoTime]:
 
 def measure_algo(algo: str, config: Any, device: str, env_id: str, repeats: int = 3, warmup: int = 1) -> AlgoTime:
     """Time `algo` with `config` at `env_id`'s shapes: `repeats` updates (each its whole update cycle) and
-    acting calls."""
-    import algorithms
+    acting calls, on `sombench latency`'s path (sombench.measure.timing.time_update_and_act)."""
     import torch
 
-    from sombench.measure import latency as lat
     from sombench.envs import describe_env
+    from sombench.measure.timing import time_update_and_act
+    from sombench.runs.spec import algorithm_class
 
-    cls = algorithms.get(algo)
-    info = describe_env(env_id)
-    dev = torch.device(device)
-    torch.manual_seed(0)
-    agent = cls(info.obs_dim, info.act_dim, config, dev)
-    batch = lat.random_batch(info.obs_dim, info.act_dim, int(getattr(config, "batch_size", 256)), dev)
-    obs = np.zeros(info.obs_dim, np.float32)
-    sync = lat.device_sync(dev)
-    cycle = max(1, int(getattr(cls, "update_cycle", 1)))
-    train = lat.time_calls(lambda: agent.update(batch), repeats, warmup, sync, calls_per_repeat=cycle)
-    infer = lat.time_calls(lambda: agent.act(obs, deterministic=False), repeats, warmup, sync)
-    return AlgoTime(float(np.mean(train) * 1e3), float(np.mean(infer) * 1e3), "measured now")
+    times = time_update_and_act(algorithm_class(algo), config, describe_env(env_id), torch.device(device), repeats, warmup)
+    return AlgoTime(float(np.mean(times.train) * 1e3), float(np.mean(times.infer) * 1e3), "measured now")
 
 
 _ENV_MS: dict[str, float] = {}
@@ -105,9 +99,9 @@ def env_step_ms(env_id: str, steps: int = 300) -> float:
 
 
 def _is_default(spec) -> bool:
-    import algorithms
+    from sombench.runs.spec import algorithm_class
 
-    return spec.preset is None and spec.config() == algorithms.get(spec.algo).Config()
+    return spec.preset is None and spec.config() == algorithm_class(spec.algo).Config()
 
 
 def algo_times(specs: list, device: str, results: Path | None) -> dict[tuple[str, str, str], AlgoTime]:
@@ -127,19 +121,17 @@ def algo_times(specs: list, device: str, results: Path | None) -> dict[tuple[str
 
 
 def paper_times() -> dict[str, tuple[float, float]]:
-    from sombench.measure.latency import paper_table2
-
     return {str(r["algo"]).lower(): (float(r["train_ms"]), float(r["infer_ms"])) for _, r in paper_table2().iterrows()}
 
 
 def run_seconds(spec, t: AlgoTime, env_ms: float) -> float:
     """Off-policy: one acting call and one update per env step after the warm-up. On-policy (PPO): one
     acting call per env step and one update call (the measured unit) per rollout of `batch_size` steps."""
-    import algorithms
     from algorithms.common.base import OffPolicyAlgorithm
+    from sombench.runs.spec import algorithm_class
 
     config = spec.config()
-    if issubclass(algorithms.get(spec.algo), OffPolicyAlgorithm):
+    if issubclass(algorithm_class(spec.algo), OffPolicyAlgorithm):
         learning = max(0, spec.total_steps - int(config.warmup_steps))
         return (spec.total_steps * env_ms + learning * (t.train_ms + t.infer_ms)) / 1e3
     updates = spec.total_steps // max(1, int(getattr(config, "batch_size", 1)))
@@ -160,13 +152,16 @@ class Projection:
         return self.total_s / 3600 / max(1, workers)
 
 
-def project(specs: list, device: str, results: Path | None, measure_env: bool = True) -> Projection:
+def project(specs: list, device: str, results: Path | None, measure_env: bool = True,
+            reference: str = DEFAULT_REFERENCE) -> Projection:
     """The projection of `specs`. measure_env=False leaves env step time out (0 ms: a lower bound), so
     nothing steps an environment in this process: `sombench run`'s hint must not touch the user's env
-    before the run (a stateful env, or one that counts its steps, would see the extra steps)."""
+    before the run (a stateful env, or one that counts its steps, would see the extra steps). The paper
+    GPU time of an algorithm not in Table 2 is ours scaled by `reference`'s paper / our time."""
     times = algo_times(specs, device, results)
     paper = paper_times()
-    som_ours = next((t for (a, _, _), t in times.items() if a == "som"), None)
+    ref, label = reference.lower(), reference_label(reference)
+    ref_ours = next((t for (a, _, _), t in times.items() if a.lower() == ref), None)
     groups: dict[tuple[str, str], list] = {}
     for spec in specs:
         groups.setdefault((spec.key.label, spec.env_id), []).append(spec)
@@ -178,9 +173,9 @@ def project(specs: list, device: str, results: Path | None, measure_env: bool = 
         secs = sum(run_seconds(s, t, ems) for s in group)
         if spec.algo in paper:
             pt = AlgoTime(*paper[spec.algo], "paper Table 2")
-        elif som_ours is not None and "som" in paper and som_ours.train_ms > 0:
-            ratio = (paper["som"][0] + paper["som"][1]) / (som_ours.train_ms + som_ours.infer_ms)
-            pt = AlgoTime(t.train_ms * ratio, t.infer_ms * ratio, "estimated: ours x paper SOM / our SOM")
+        elif ref_ours is not None and ref in paper and ref_ours.train_ms > 0:
+            ratio = (paper[ref][0] + paper[ref][1]) / (ref_ours.train_ms + ref_ours.infer_ms)
+            pt = AlgoTime(t.train_ms * ratio, t.infer_ms * ratio, f"estimated: ours x paper {label} / our {label}")
             estimated.add(spec.algo)
         else:
             pt = None
@@ -193,37 +188,11 @@ def project(specs: list, device: str, results: Path | None, measure_env: bool = 
     return Projection(device, rows, total, paper_total, sorted(estimated))
 
 
-def _h(hours: float) -> str:
+def hours_text(hours: float) -> str:
+    """Hours as text: `12.3 h`, or days (`3.1 d`) from 48 hours; `-` for NaN."""
     if hours != hours:
         return "-"
     return f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.1f} d"
-
-
-def projection_table(p: Projection, workers: int = 1) -> Table:
-    unit = "GPU" if p.device.startswith("cuda") else "CPU"
-    table = Table(title=f"cost projection on {p.device} ({unit}-hours, one run at a time)",
-                  caption=(f"total here: {_h(p.total_s / 3600)} {unit} ({p.total_s / 86400:,.1f} {unit}-days"
-                           + (f"; {_h(p.hours(workers))} wall with {workers} runs in parallel" if workers > 1 else "")
-                           + f"). Paper GPU (RTX 4090, Table 2): {_h(p.paper_total_s / 3600)} ({p.paper_total_s / 86400:,.1f} GPU-days)"
-                           + (f", {', '.join(p.paper_estimated)} estimated (not in Table 2)" if p.paper_estimated else "")
-                           + ". Per step: env step + after the warm-up one update and one acting call; evaluation not counted."))
-    for col in ("run", "envs", "runs", "env steps", "update ms", "act ms", "here", "paper GPU", "source"):
-        table.add_column(col, justify="left" if col in ("run", "source") else "right", overflow="fold")
-    by_algo: dict[str, list[dict[str, Any]]] = {}
-    for r in p.rows:  # one row per algorithm variant, its envs summed
-        by_algo.setdefault(r["algo"], []).append(r)
-    for label, rows in by_algo.items():
-        r = rows[0]
-        paper_h = sum(x["paper_hours"] for x in rows)
-        table.add_row(label, str(len(rows)), str(sum(x["runs"] for x in rows)), f"{sum(x['steps'] * x['runs'] for x in rows):,}",
-                      f"{r['update_ms']:.2f}", f"{r['act_ms']:.2f}", _h(sum(x["hours"] for x in rows)),
-                      _h(paper_h) + ("*" if "estimated" in r["paper_source"] else ""), r["source"])
-    return table
-
-
-def projection_json(p: Projection) -> dict[str, Any]:
-    return {"device": p.device, "total_hours": p.total_s / 3600, "paper_gpu_total_hours": p.paper_total_s / 3600,
-            "paper_estimated": p.paper_estimated, "rows": p.rows}
 
 
 def run_hint(specs: list, workers: int, results: Path) -> str | None:
@@ -242,7 +211,7 @@ def run_hint(specs: list, workers: int, results: Path) -> str | None:
     st = store.Store(results)
     for spec in specs:
         state = store.read_state(st.run_dir(spec.key)) or {}
-        if state.get("state") != "done":
+        if state.get("state") != RunState.DONE:
             rest.append(dataclasses.replace(spec, total_steps=max(1, spec.total_steps - int(state.get("env_step") or 0))))
     if not rest:
         return None
@@ -252,6 +221,6 @@ def run_hint(specs: list, workers: int, results: Path) -> str | None:
         return None
     unit = "GPU" if device.startswith("cuda") else "CPU"
     hint = "use a GPU (--device cuda) or `sombench sweep` on a cluster" if unit == "CPU" else "use `sombench sweep` on a cluster"
-    return (f"projected (updates and acting alone): {_h(hours)} wall for {len(rest)} run(s) on {device} ({_h(p.total_s / 3600)} {unit} time, "
+    return (f"projected (updates and acting alone): {hours_text(hours)} wall for {len(rest)} run(s) on {device} ({hours_text(p.total_s / 3600)} {unit} time, "
             f"{p.rows[0]['update_ms']:.1f} ms per update, {p.rows[0]['source']}; the paper's RTX 4090: "
-            f"{_h(p.paper_total_s / 3600 / parallel)}); {hint}")
+            f"{hours_text(p.paper_total_s / 3600 / parallel)}); {hint}")

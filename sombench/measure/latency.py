@@ -35,7 +35,6 @@ import gc
 import math
 import re
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ import torch
 import algorithms
 from algorithms.common.capabilities import Profiled
 from sombench.envs import EnvInfo
+from sombench.measure.paper import DEFAULT_REFERENCE, PAPER_ENV, paper_table2, reference_label
 from sombench.measure.timing import (
     WARMUP,
     Timing,
@@ -61,11 +61,6 @@ from sombench.runs.provenance import cpu_model
 
 DEFAULT_ENV = "HalfCheetah-v4"
 DEFAULT_REPEATS = 30  # the paper's "30 runs"
-DEFAULT_REFERENCE = "som"
-"""The algorithm the ratio columns divide by (`reference` of `compare` and `ratios_to`): SOM, the paper's
-choice, as its claim about Table 2 is relative to SOM. Declared here once; the CLI's option defaults to it."""
-PAPER_MACHINE = "NVIDIA RTX 4090, AMD Ryzen Threadripper PRO 5995WX"
-PAPER_ENV = "HalfCheetah-v4"
 CSV_COLUMNS = ["algo", "env", "T_d", "N", "batch_size", "update_cycle", "repeats", "warmup",
                "train_ms_mean", "train_ms_ci95", "train_ms_median", "infer_ms_mean", "infer_ms_ci95", "infer_ms_median",
                "train_compiled_ms_mean", "train_compiled_ms_ci95", "train_compiled_ms_median",
@@ -255,23 +250,12 @@ def write_csv(results: Path, report: LatencyReport) -> Path:
 
 
 # -- the paper's Table 2 and the comparison -----------------------------------------------------
-def paper_table2() -> pd.DataFrame:
-    """The paper's Table 2: algo, T_d, N, train_ms, train_ci, infer_ms, infer_ci (names as printed)."""
-    return pd.read_csv(Path(str(resources.files("sombench") / "data" / "paper_table2.csv")))
-
-
 def ratios_to(values: dict[str, float], reference: str = DEFAULT_REFERENCE) -> dict[str, float] | None:
     """Each value divided by the reference's (name matched case-insensitively); None if it is absent."""
     ref = next((v for k, v in values.items() if k.lower() == reference.lower()), None)
     if ref is None or not math.isfinite(ref) or ref <= 0:
         return None
     return {k: v / ref for k, v in values.items()}
-
-
-def reference_label(reference: str = DEFAULT_REFERENCE) -> str:
-    """How tables name the reference: as the paper's Table 2 prints it (`SOM`), else as given."""
-    printed = [a for a in paper_table2()["algo"] if str(a).lower() == reference.lower()]
-    return str(printed[0]) if printed else reference
 
 
 @dataclasses.dataclass

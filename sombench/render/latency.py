@@ -16,16 +16,8 @@ import numpy as np
 import pandas as pd
 from rich.console import Group
 
-from sombench.measure.latency import (
-    CSV_COLUMNS,
-    PAPER_ENV,
-    PAPER_MACHINE,
-    Comparison,
-    LatencyReport,
-    PhaseTiming,
-    csv_rows,
-    ratios_to,
-)
+from sombench.measure.latency import CSV_COLUMNS, Comparison, LatencyReport, PhaseTiming, csv_rows, ratios_to
+from sombench.measure.paper import PAPER_ENV, PAPER_MACHINE
 from sombench.render import grid as render
 from sombench.render.grid import Grid
 

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sombench.errors import UserError
+from sombench.errors import InvalidValue
 
 
 def _value_of(config: dict[str, Any] | None, key: str) -> Any:
@@ -52,14 +52,14 @@ def plot_by(results: Path, key: str, envs: list[str] | None, algos: list[str] | 
             values[rec.key.label] = value
             algo_of[rec.key.label] = rec.key.algo
     if not values:
-        raise UserError(f"--by {key}: no run in {results} has a config field {key!r}")
+        raise InvalidValue("by", f"{key}: no run in {results} has a config field {key!r}")
     panels: dict[tuple[str, str], list[tuple[Any, str]]] = {}
     for (label, env), cell in table.cells.items():
         if label in values and cell.runs:
             panels.setdefault((env, algo_of[label]), []).append((values[label], label))
     panels = {k: sorted(v, key=lambda t: (_sort_key(t[0]), t[1])) for k, v in panels.items()}
     if not panels:
-        raise UserError(f"--by {key}: no finished run with a config field {key!r}; `sombench status` shows the runs")
+        raise InvalidValue("by", f"{key}: no finished run with a config field {key!r}; `sombench status` shows the runs")
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.3 * rows), squeeze=False)
