@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any
 
-from sombench.errors import UserError
+from sombench.errors import InvalidValue, UserError
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -77,17 +77,18 @@ def apply_overrides(config_cls: type, pairs: list[str], base: dict[str, Any] | N
         key, sep, text = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UserError(f"--set expects key=value, got {pair!r}")
+            raise InvalidValue("set", f"expects key=value, got {pair!r}")
         if key not in fields:
             raise UserError(f"unknown config key {key!r} for {config_cls.__name__}; valid keys: {', '.join(sorted(fields))}")
         try:
             parsed[key] = _parse(text.strip(), hints[key])
         except ValueError:
-            raise UserError(f"--set {key}: expected {_type_name(hints[key])}, got {text!r}") from None
+            raise InvalidValue("set", f"{key}: expected {_type_name(hints[key])}, got {text!r}") from None
     try:
         config = config_cls(**{**(base or {}), **parsed})
     except ValueError as exc:  # ConfigError: a value outside its field's domain
         key = str(exc).split(" ", 1)[0]
-        where = f"--set {key}" if key in parsed else (base_name if key in (base or {}) else "config")
-        raise UserError(f"{where}: {exc}") from None
+        if key in parsed:
+            raise InvalidValue("set", f"{key}: {exc}") from None
+        raise UserError(f"{base_name if key in (base or {}) else 'config'}: {exc}") from None
     return config, parsed

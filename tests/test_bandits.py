@@ -166,8 +166,8 @@ def test_bandit_command_som_score_field(cli, tmp_path):
     "args, needle",
     [
         (["--algo", "sac", "--task", "three-moons"], "'three-moons' is not one of"),
-        (["--algo", "sac", "--perturb", "noise:-1"], "bad --perturb 'noise:-1'"),
-        (["--algo", "sac", "--perturb", "bump:0.5"], "bad --perturb 'bump:0.5'"),
+        (["--algo", "sac", "--perturb", "noise:-1"], "--perturb 'noise:-1' is not a perturbation"),
+        (["--algo", "sac", "--perturb", "bump:0.5"], "--perturb 'bump:0.5' is not a perturbation"),
         (["--algo", "nope"], "unknown algorithm 'nope'"),
         (["--algo", "sac", "--format", "xml"], "'xml' is not one of"),
         (["--algo", "sac", "--steps", "0"], "--steps expects a positive integer"),

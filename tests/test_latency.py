@@ -128,6 +128,29 @@ def test_ratio_columns_na_without_som():
     assert csv.loc[csv["algo"] == "sac", "train_vs_som"].isna().all()
 
 
+def test_the_reference_is_a_parameter_whose_default_is_the_papers_som():
+    """Ratios divide by `reference` (default: SOM, declared once); another one renames the columns, and one
+    the paper's Table 2 lacks leaves the paper's ratio columns n/a, with a note."""
+    report = fake_report({"som": (10.0, 0.5), "qsm": (15.0, 0.4), "sac": (5.0, 0.25)})
+    default = lat.compare(report)
+    assert lat.DEFAULT_REFERENCE == "som" and default.reference == "som" and default.reference_label == "SOM"
+    assert "Train × SOM" in render_lat.to_markdown(report, default)
+    comp = lat.compare(report, reference="qsm")
+    assert comp.train_ratio == pytest.approx({"som": 10 / 15, "qsm": 1.0, "sac": 5 / 15})
+    paper = comp.paper.set_index("algo")
+    assert paper.loc["QSM", "train_ratio"] == 1.0 and paper.loc["SOM", "infer_ratio"] == pytest.approx(0.218 / 0.606)
+    md = render_lat.to_markdown(report, comp)
+    assert "Train × QSM" in md and "Infer × QSM" in md and "× SOM" not in md
+    assert "× QSM: each algorithm's mean time / QSM's mean time" in " ".join(comp.notes)
+    csv = pd.read_csv(pd.io.common.StringIO(render_lat.to_csv(report, comp)))
+    assert "train_vs_qsm" in csv.columns and "train_vs_som" not in csv.columns
+    assert json.loads(render_lat.to_json(report, comp))["rows"][0]["train_vs_qsm"] == pytest.approx(10 / 15)
+    outside = lat.compare(report, reference="sac")
+    assert outside.paper["train_ratio"].isna().all() and outside.train_ratio["sac"] == 1.0
+    assert "The paper's × sac columns are n/a: its Table 2 has no sac." in outside.notes
+    assert "| SOM | 1 | 32 | 6.512 ± 0.026 | 0.218 ± 0.002 | n/a | n/a |" in render_lat.to_markdown(report, outside)
+
+
 # -- the command --------------------------------------------------------------------------------
 def test_latency_every_registered_algorithm_writes_its_csv(cli, tmp_path, monkeypatch):
     """Every registered algorithm's real `update` and `act` run through the command. To keep this

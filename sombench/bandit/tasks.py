@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from sombench.errors import UserError
+from sombench.errors import InvalidValue
 from sombench.bandit.mixtures import GaussianMixture, eight_gaussians, eight_gaussians_reward, mode_counts
 
 BOX = 2.5
@@ -226,7 +226,7 @@ def parse_perturb(text: str) -> Perturbation:
         return Perturbation("noise", values[0])
     if kind == "bump" and len(values) == 2 and good:
         return Perturbation("bump", values[1], values[0])
-    raise UserError(f"bad --perturb {text!r}; use noise:SIGMA or bump:C,SIGMA with positive numbers (e.g. noise:0.2, bump:0.5,0.3)")
+    raise InvalidValue("perturb", f"{text!r} is not a perturbation; use noise:SIGMA or bump:C,SIGMA with positive numbers (e.g. noise:0.2, bump:0.5,0.3)")
 
 
 def env_id_for(task: BanditTask, perturbation: Perturbation | None) -> str:

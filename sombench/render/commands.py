@@ -144,7 +144,8 @@ def config_fields(name: str, preset: str | None, fields) -> Table:
     caption = ("Set any field with --set KEY=VALUE (widths as 64,64; none for an optional value)."
                + (f" * = changed by preset {preset}." if preset else ""))
     table = Table(title=f"{name} config" + (f" with preset {preset}" if preset else ""), caption=caption)
-    for col in ("field", "type", "default", "domain", "what"):
+    table.add_column("field", no_wrap=True)
+    for col in ("type", "default", "domain", "what"):
         table.add_column(col, overflow="fold")
     for f in fields:
         table.add_row(f.name, f.type, _value(f.default) + (" *" if f.preset else ""), f.domain, f.doc)
