@@ -3,6 +3,7 @@ buffer's rows written from the buffer itself, and what an algorithm saves (its e
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
 from pathlib import Path
@@ -18,6 +19,8 @@ from algorithms.som import SOM, SOMConfig
 from sombench.errors import UserError
 from sombench.runs import checkpoint
 from sombench.runs.spec import RunSpec
+from sombench.runs.store import RunFiles, Store
+from sombench.train.trainer import Trainer, run_seed
 
 CPU = torch.device("cpu")
 
@@ -114,6 +117,22 @@ def test_a_checkpoint_copies_no_buffer_rows_in_memory(tmp_path, filled):
     checkpoint.save(tmp_path / "c.pt", {"buffer": state})
     extra_mb = (_peak_rss_kb() - before) / 1e3
     assert extra_mb < 0.2 * rows_mb, f"peak rose {extra_mb:.0f} MB writing {rows_mb:.0f} MB of rows"
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc to list the mapped files")
+def test_a_resumed_trainer_keeps_no_view_of_the_checkpoint_file(tmp_path):
+    """load maps the file; the restore copies every tensor it keeps (optimizer state and metric sums
+    included), so the mapping, and the disk space of a checkpoint replaced later, are released at once."""
+    spec = RunSpec(algo="sac", env_id="Pendulum-v1", seed=0, total_steps=200, eval_every=200, eval_episodes=1,
+                   set_pairs=("hidden_sizes=8", "batch_size=8", "warmup_steps=100"))
+    assert run_seed(spec, tmp_path)["status"] == "done"
+    run = Store(tmp_path).run_dir(spec.key)
+    trainer = Trainer(spec, run, lambda event: None)
+    trainer.restore()
+    assert trainer.step == 200 and trainer.algo.actor_opt.state  # restored, Adam's moments included
+    gc.collect()
+    assert str(RunFiles(run).checkpoint) not in Path("/proc/self/maps").read_text()
+    trainer.close()
 
 
 # -- what an algorithm saves -----------------------------------------------------------------------

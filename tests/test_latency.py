@@ -148,7 +148,7 @@ def test_the_reference_is_a_parameter_whose_default_is_the_papers_som():
     outside = lat.compare(report, reference="sac")
     assert outside.paper["train_ratio"].isna().all() and outside.train_ratio["sac"] == 1.0
     assert "The paper's × sac columns are n/a: its Table 2 has no sac." in outside.notes
-    assert "| SOM | 1 | 32 | 6.512 ± 0.026 | 0.218 ± 0.002 | n/a | n/a |" in render_lat.to_markdown(report, outside)
+    assert "| SOM | 1 | 32 | **6.512 ± 0.026** | **0.218 ± 0.002** | n/a | n/a |" in render_lat.to_markdown(report, outside)
 
 
 # -- the command --------------------------------------------------------------------------------

@@ -184,8 +184,10 @@ class Algorithm(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` saved: tensors are copied into the live ones (keeping their device and
-        identity), numbers set. Checkpoints written before the lists were explicit also hold numbers now
-        derived from the config (SOM's `w`): they are checked equal to the recomputed value, not restored."""
+        identity), optimizers given copies, numbers set; nothing keeps a tensor of `state` (a checkpoint's
+        may be views of the mapped file: sombench.runs.checkpoint.load). Checkpoints written before the
+        lists were explicit also hold numbers now derived from the config (SOM's `w`): they are checked
+        equal to the recomputed value, not restored."""
         items = list(self._state_items())
         expected = {key for key, _, _ in items}
         stale = {key for key in set(state) - expected if self._is_recomputed(key, state[key])}
@@ -193,7 +195,9 @@ class Algorithm(ABC):
             raise ValueError(f"checkpoint does not match {type(self).__name__}: keys differ by "
                              f"{sorted(expected ^ (set(state) - stale))}")
         for key, kind, value in items:
-            if kind == "state_dict":
+            if isinstance(value, torch.optim.Optimizer):
+                value.load_state_dict(_owned(state[key]))  # an optimizer keeps the tensors it is given
+            elif kind == "state_dict":
                 value.load_state_dict(state[key])
             elif kind == "tensor":
                 with torch.no_grad():
@@ -242,6 +246,17 @@ class OffPolicyAlgorithm(Algorithm, QValued):
 
     def q_value(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.critic.min_q(obs, actions)
+
+
+def _owned(obj: Any) -> Any:
+    """`obj` (nested dicts, lists and tuples) with every tensor replaced by a copy of it."""
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, dict):
+        return {k: _owned(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_owned(v) for v in obj)
+    return obj
 
 
 def adam(params, lr: float, device: torch.device, **kwargs) -> torch.optim.Adam:

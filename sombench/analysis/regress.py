@@ -28,7 +28,6 @@ The verdict table is drawn by sombench/render/regress.py.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import math
 from importlib import resources
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from sombench.errors import UserError
+from sombench.errors import InvalidValue, UserError
 from sombench.runs.outcome import FINISHED
 
 ALPHA = 0.05
@@ -76,7 +75,7 @@ def load_suite(name: str, path: Path | None = None) -> list[Entry]:
     doc = json.loads((path or data_dir() / "suites.json").read_text())
     suites = doc["suites"]
     if name not in suites:
-        raise UserError(f"unknown --suite {name!r}; choose one of: {', '.join(suites)}")
+        raise InvalidValue("suite", f"{name!r} is not a suite; choose one of: {', '.join(suites)}")
     suite = suites[name]
     if "scale" in suite:
         scale = suite["scale"]
@@ -128,21 +127,6 @@ def compare(ref: list[float], new: list[float], floor: float) -> dict[str, Any]:
     else:
         verdict = "ok"
     return {"verdict": verdict, "ref": r, "new": n, "drop": drop, "min_drop": min_drop, "p": p_low}
-
-
-def entry_specs(entry: Entry, extra_sets: list[str], build, threads: int) -> list:
-    """The entry's RunSpecs (cli.build_specs validates the preset and every --set)."""
-    eval_every = max(1, entry.steps // 2)
-    return build(entry.algo, entry.env, list(range(entry.seeds)), entry.steps, eval_every=eval_every, eval_episodes=entry.eval_episodes,
-                 checkpoint_every=entry.steps, log_every=max(1, entry.steps // 10), device="cpu", threads=threads,
-                 set_pairs=[*entry.sets, *extra_sets], preset=entry.preset, tag=None)
-
-
-def provenance_now(threads: int, workers: int) -> dict[str, Any]:
-    from sombench.runs.provenance import cpu_model, git_commit, package_versions
-
-    return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **git_commit(),
-            "versions": package_versions(), "cpu": cpu_model(), "threads": threads, "workers": workers}
 
 
 def band_for(entry: Entry, specs: list, finals: list[float], prov: dict[str, Any]) -> dict[str, Any]:

@@ -89,5 +89,5 @@ def latency(req: LatencyRequest, on_start: Callable[[str], None] | None = None,
     path = lat.write_csv(req.results, report)
     comparison = None
     if req.paper:
-        comparison = lat.compare(report) if req.reference is None else lat.compare(report, reference=req.reference)
+        comparison = lat.compare(report, reference=req.reference or lat.DEFAULT_REFERENCE)
     return LatencyResult(report, comparison, breakdowns, path, info.env_id)

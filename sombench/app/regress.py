@@ -51,6 +51,16 @@ class RegressResult:
         return [r for r in self.rows if r["verdict"] in ("REGRESSED", "failed")]
 
 
+def provenance_now(threads: int, workers: int) -> dict[str, Any]:
+    """Where and when a band is measured: date, git commit, package versions, CPU, threads and workers."""
+    import datetime as dt
+
+    from sombench.runs.provenance import cpu_model, git_commit, package_versions
+
+    return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **git_commit(),
+            "versions": package_versions(), "cpu": cpu_model(), "threads": threads, "workers": workers}
+
+
 def entry_specs(entry: rg.Entry, extra_sets: list[str], threads: int, command: tuple[str, ...] = ()) -> list:
     """The entry's RunSpecs: evaluation at half and at the end, one checkpoint, ten log rows, on the CPU."""
     schedule = common.Schedule(eval_every=max(1, entry.steps // 2), eval_episodes=entry.eval_episodes,
@@ -128,7 +138,7 @@ def execute(plan: RegressPlan, on_update: Callable[[dict[int, dict[str, Any]], s
         outcomes[e.key] = outs[i:i + len(plan.specs[e.key])]
         i += len(plan.specs[e.key])
     if req.update:
-        doc = rg.updated_bands(plan.band_doc, req.suite, plan.entries, plan.specs, outcomes, rg.provenance_now(req.threads, plan.workers))
+        doc = rg.updated_bands(plan.band_doc, req.suite, plan.entries, plan.specs, outcomes, provenance_now(req.threads, plan.workers))
         atomic_write_json(plan.bands_path, doc)
         return RegressResult(req.suite, [], len(plan.flat), elapsed, plan.missing, updated=plan.bands_path, entries=len(plan.entries))
     rows = rg.evaluate(plan.entries, plan.specs, outcomes, plan.band_doc, req.suite)

@@ -3,9 +3,9 @@
 - `tasks`: the bandit tasks, perturbations and their Gymnasium env (registered on import; perturbed
   ids on first use through `ensure_registered`, which `sombench.envs` finds by the `sombench.envs`
   entry point declared in pyproject.toml, so the generic env code never imports this package);
-- `evaluate`: a trained run's generator samples and mode counts;
-- `figures`: arrow plots, score fields and the Figure 6 panels;
-- `report`: what `sombench bandit` writes into each run folder and prints.
+- `mixtures`: the eight-Gaussian mixture, its reward and mode counts.
+A trained run's samples are in sombench/train/bandit.py, its figures in sombench/render/bandit.py and
+the `sombench bandit` use case in sombench/app/bandit.py.
 """
 
 from __future__ import annotations

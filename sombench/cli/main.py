@@ -18,6 +18,7 @@ from rich.console import Console
 
 from sombench.cli import options as o
 from sombench.errors import InvalidValue, UserError
+from sombench.measure.paper import DEFAULT_REFERENCE
 
 app = typer.Typer(
     help="sombench: benchmark harness for online RL with one-step generative policies (SOM and baselines).",
@@ -133,7 +134,7 @@ def latency(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES,
             threads: Annotated[Optional[int], typer.Option("--threads", help="torch.set_num_threads (default: torch's own, recorded: latency times one process, not a share of the machine).")] = None,
             fmt: Annotated[o.LatencyFormat, typer.Option("--format", help="Output format.")] = o.LatencyFormat.rich,
             paper: Annotated[bool, typer.Option("--paper", metavar=o.FLAG, help="Also print the paper's Table 2 and ratio columns (each algorithm / the --reference algorithm).")] = False,
-            reference: Annotated[Optional[str], typer.Option("--reference", metavar="NAME", help="The algorithm the ratio columns divide by (default: som, as the paper's Table 2 claim).")] = None,
+            reference: Annotated[Optional[str], typer.Option("--reference", metavar="NAME", help=f"The algorithm the ratio columns divide by (default: {DEFAULT_REFERENCE}, as the paper's Table 2 claim).")] = None,
             results: Annotated[Path, typer.Option("--results", help="Results store folder; the CSV goes to RESULTS/latency/.")] = Path("results"),
             compile_: Annotated[bool, typer.Option("--compile", metavar=o.FLAG, help="Also time each algorithm compiled (torch.compile; CUDA graphs on CUDA): eager and compiled columns.")] = False,
             breakdown: Annotated[bool, typer.Option("--breakdown", metavar=o.FLAG, help="Also print each algorithm's update part by part against its network evaluations as bare matrix products.")] = False) -> None:

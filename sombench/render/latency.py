@@ -23,6 +23,7 @@ from sombench.render.grid import Grid
 
 FORMATS = ("rich", "md", "csv", "json")
 
+
 def _ms(mean: float, ci: float = math.nan) -> str:
     if not math.isfinite(mean):
         return "n/a"

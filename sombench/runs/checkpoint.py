@@ -57,10 +57,11 @@ def save(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load(path: Path, device: Any = "cpu") -> dict[str, Any]:
-    """The checkpoint at `path` with its tensors on `device`. On the CPU they are memory-mapped privately
-    (a write to a loaded tensor never reaches the file, and replacing the file leaves the mapping on the
-    old one). FormatMismatch if it was written in another format; ValueError, or torch's or the OS's
-    error, if it is unreadable."""
+    """The checkpoint at `path` with its tensors on `device`. On the CPU they are views of the file mapped
+    privately (a write to one never reaches the file; replacing the file leaves the mapping on the old
+    one): copy what you keep (`Algorithm.load_state_dict` does), or the mapping, and the old file's disk
+    space, live as long as the tensor. FormatMismatch if it was written in another format; ValueError,
+    or torch's or the OS's error, if it is unreadable."""
     import torch
 
     checkpoint = torch.load(path, map_location=device, weights_only=False, mmap=True)

@@ -46,7 +46,8 @@ class RunSpec:
 
     # Derived values, computed on first use and kept in the instance's __dict__ (functools.cached_property
     # writes there directly, so the frozen dataclass allows it). They are no fields: eq, hash and repr
-    # ignore them, dataclasses.replace recomputes them for the new spec, and a pickled spec carries them.
+    # ignore them, dataclasses.replace recomputes them for the new spec, and a pickled spec carries its
+    # fields only (__getstate__), so what travels to a worker is what travelled before.
     @functools.cached_property
     def _config(self):
         return resolve_config(self.algo, self.preset, list(self.set_pairs))

@@ -6,7 +6,7 @@
         eval.csv        env_step, return_mean, return_std, episodes, wall_s
         train.csv       env_step and the algorithm's metrics (averaged over each logging window)
         checkpoint.pt   networks, optimizers, replay buffer, RNG states, counters
-        state.json      running | done | failed (sombench.runs.outcome.RunState), progress, last return, reason
+        state.json      running | done | failed | interrupted (runs.outcome.RunState), progress, last return, reason
         lock            pid and host of the process running this seed, while it runs
 
 Every file is written to a temporary sibling and renamed over the target, so a reader (or a run
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import io
 import json
 import os
 import socket
@@ -77,14 +76,6 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 def atomic_write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
     frame = pd.DataFrame(rows, columns=columns)
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
-
-
-def atomic_torch_save(path: Path, obj: Any) -> None:
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def read_json(path: Path) -> Any:

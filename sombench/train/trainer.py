@@ -106,7 +106,7 @@ class MetricWindow:
         return {"sums": {k: v.cpu() for k, v in self.sums.items()}, "count": self.count}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
-        self.sums = {k: v.to(device) for k, v in state["sums"].items()}
+        self.sums = {k: v.to(device, copy=True) for k, v in state["sums"].items()}  # owned, not views of the file
         self.count = state["count"]
 
 
