@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_path, tree
+from sombench.errors import UserError
 from sombench.bandit import tasks as bandits
 from sombench.train.bandit import aggregate_reports, mode_report
 from sombench.envs import describe_env, make_env
@@ -91,7 +92,7 @@ def test_perturbation_parsing_and_ids():
     assert bandits.parse_env_id("sombench/Checkerboard-v0") == (bandits.TASKS["checkerboard"], None)
     assert bandits.parse_env_id("Hopper-v4") is None
     for bad in ["noise", "noise:", "noise:-1", "noise:0", "noise:x", "bump:0.5", "bump:0.5,0.3,1", "blur:1", "noise:nan", "noise:inf"]:
-        with pytest.raises(bandits.UserError):
+        with pytest.raises(UserError):
             bandits.parse_perturb(bad)
     # gym.make kwargs give the same env as the registered id
     env = gym.make("sombench/EightGaussians-v0", perturb="bump:0.5,0.3")

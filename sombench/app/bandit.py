@@ -133,6 +133,7 @@ def prepare(req: BanditRequest) -> BanditPlan:
 
 def train_group(plan: BanditPlan, specs: list, on_event: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
     """Create the store (if new) and train one group's seeds; its failures, one line each (empty: all finished)."""
+    from sombench.runs.outcome import FINISHED
     from sombench.train.executors import LocalLauncher, dispatch
 
     req = plan.request
@@ -140,7 +141,7 @@ def train_group(plan: BanditPlan, specs: list, on_event: Callable[[dict[str, Any
     launcher = LocalLauncher(req.workers, in_process=req.workers == 1 or len(specs) == 1, on_event=on_event)
     outcomes = dispatch(specs, req.results, launcher)
     return [f"{specs[0].env_id} seed {o['seed']}: {o.get('reason', o['status'])}" for o in outcomes
-            if o["status"] not in ("done", "skipped")]
+            if o["status"] not in FINISHED]
 
 
 def report(plan: BanditPlan) -> dict[str, Any]:

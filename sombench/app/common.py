@@ -146,6 +146,8 @@ def open_store(results: Path) -> None:
     Store(results).init()
 
 
-def failed(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def needs_user(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Outcomes that need the user: failed, refused or locked runs."""
-    return [o for o in outcomes if o["status"] in ("failed", "refused", "locked")]
+    from sombench.runs.outcome import NEEDS_USER
+
+    return [o for o in outcomes if o["status"] in NEEDS_USER]

@@ -106,16 +106,17 @@ class RunSummary:
 
 def summarise(plan: RunPlan, outcomes: list[dict[str, Any]]) -> RunSummary:
     from sombench.analysis.stats import mean_ci
+    from sombench.runs.outcome import FINISHED, Outcome
     from sombench.runs.store import Store
 
     specs = plan.specs
     finals = [float(o["final_return"]) for o in outcomes
-              if o["status"] in ("done", "skipped") and o.get("final_return") is not None]
+              if o["status"] in FINISHED and o.get("final_return") is not None]
     mean, half = mean_ci(finals) if finals else (None, None)
     rows = [{"seed": o["seed"], "status": o["status"], "reason": o.get("reason"), "steps": o.get("steps"),
              "final_return": o.get("final_return")} for o in outcomes]
     return RunSummary(specs[0].key.label, specs[0].env_id, rows, finals, mean, half,
                       Store(plan.request.results).run_dir(specs[0].key).parent,
-                      sum(o["status"] == "failed" for o in outcomes),
-                      not any(o["status"] in ("failed", "refused") for o in outcomes))
+                      sum(o["status"] == Outcome.FAILED for o in outcomes),
+                      not any(o["status"] in (Outcome.FAILED, Outcome.REFUSED) for o in outcomes))
 

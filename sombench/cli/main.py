@@ -216,6 +216,7 @@ def sweep(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES, h
     from rich.live import Live
 
     from sombench.app import sweep as use_case
+    from sombench.app.common import needs_user
     from sombench.render import commands as show
     from sombench.render import sweep as sweep_view
 
@@ -237,7 +238,7 @@ def sweep(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES, h
     if not console.is_terminal:
         console.line()  # Live leaves a piped output's last line open
     console.print(f"{show.outcome_counts(outcomes)}; results in {prepared.results}/", markup=False)
-    bad = [(s, x) for s, x in zip(plan.specs, outcomes) if x["status"] in ("failed", "refused", "locked")]
+    bad = [(s, x) for s, x in zip(plan.specs, outcomes) if needs_user([x])]
     if bad:
         for spec, x in bad:
             err_console.print(f"{spec.env_id} {spec.key.label} seed {spec.seed}: {x['status']}: {x.get('reason', '')}",

@@ -113,7 +113,9 @@ def bandit(payload: dict[str, Any], labels: dict[str, str]) -> list[Printable]:
 
 # -- sweep and regress ----------------------------------------------------------------------------
 def outcome_counts(outcomes: list[dict[str, Any]]) -> str:
-    counts = {k: sum(o["status"] == k for o in outcomes) for k in ("done", "skipped", "failed", "refused", "locked")}
+    from sombench.runs.outcome import Outcome
+
+    counts = {k: sum(o["status"] == k for o in outcomes) for k in Outcome}
     return ", ".join(f"{n} {k}" for k, n in counts.items() if n)
 
 

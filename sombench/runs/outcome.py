@@ -49,3 +49,5 @@ class Outcome(_Word):
 
 FINISHED = frozenset({Outcome.DONE, Outcome.SKIPPED})
 """Outcomes whose run reached its budget (its final return is in the store)."""
+NEEDS_USER = frozenset({Outcome.FAILED, Outcome.REFUSED, Outcome.LOCKED})
+"""Outcomes the user must act on (fix the cause, or wait for the lock's holder) before a rerun finishes the work."""

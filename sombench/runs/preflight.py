@@ -7,6 +7,7 @@ from typing import Any
 
 from sombench.errors import UserError
 from sombench.runs import checkpoint
+from sombench.runs.outcome import Outcome, RunState
 from sombench.runs.spec import RunSpec, json_ready, upgrade_identity
 from sombench.runs.store import Store
 
@@ -51,10 +52,10 @@ def preflight(specs: list[RunSpec], results: Path, *, report_locked: bool) -> di
         state = store.read_state(run) or {}
         holder = store.lock_holder(run) if (report_locked and run.exists()) else None
         if holder is not None:
-            known[i] = {"seed": spec.seed, "status": "locked", "steps": state.get("env_step"),
+            known[i] = {"seed": spec.seed, "status": Outcome.LOCKED, "steps": state.get("env_step"),
                         "reason": f"held by pid {holder.get('pid')} on {holder.get('host')}"}
             continue
         check_existing_run(spec, results)
-        if state.get("state") == "done":
-            known[i] = {"seed": spec.seed, "status": "skipped", "steps": state.get("env_step"), "final_return": state.get("last_return")}
+        if state.get("state") == RunState.DONE:
+            known[i] = {"seed": spec.seed, "status": Outcome.SKIPPED, "steps": state.get("env_step"), "final_return": state.get("last_return")}
     return known

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sombench.errors import InvalidValue, UserError
+from sombench.runs.outcome import Outcome
 
 def _run(spec, root: str, events=None, index: int = 0) -> dict[str, Any]:
     """The task body every launcher runs: one seed through the trainer (skip, resume or train). With
@@ -37,7 +38,7 @@ def _run(spec, root: str, events=None, index: int = 0) -> dict[str, Any]:
 
 
 def _failed(spec, reason: str) -> dict[str, Any]:
-    return {"seed": spec.seed, "status": "failed", "reason": reason}
+    return {"seed": spec.seed, "status": Outcome.FAILED, "reason": reason}
 
 
 def _one_line(exc: BaseException) -> str:
