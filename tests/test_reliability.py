@@ -41,21 +41,23 @@ MOMENTS = {
     "during the second checkpoint write (a half-written temporary file)": {"kill_in_checkpoint": 2},
 }
 KILL_CODE = """
-import os, signal, sys
+import io, os, signal, sys
+import torch
 import killable_env
-from sombench.runs import store
 n = int(os.environ.get("KILL_IN_CHECKPOINT", "0"))
 if n:
-    real = store.atomic_write_bytes
+    real = torch.save
     seen = []
-    def dying(path, data):
-        if path.name == "checkpoint.pt":
-            seen.append(path)
-            if len(seen) == n:  # half the bytes in the temporary sibling, then a real SIGKILL
-                (path.parent / f".{path.name}.dying.tmp").write_bytes(data[: len(data) // 2])
-                os.kill(os.getpid(), signal.SIGKILL)
-        real(path, data)
-    store.atomic_write_bytes = dying
+    def dying(obj, f, *args, **kwargs):  # sombench.runs.checkpoint.save streams torch.save into its temporary sibling
+        seen.append(f)
+        if len(seen) == n:  # half the checkpoint written into that temporary file, then a real SIGKILL
+            whole = io.BytesIO()
+            real(obj, whole, *args, **kwargs)
+            f.write(whole.getvalue()[: len(whole.getvalue()) // 2])
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(obj, f, *args, **kwargs)
+    torch.save = dying
 from sombench.cli.main import main
 main(sys.argv[1:])
 """
