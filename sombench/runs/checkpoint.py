@@ -24,7 +24,7 @@ from typing import Any
 
 from sombench.errors import UserError
 from sombench.runs.spec import RunSpec, json_ready, upgrade_identity
-from sombench.runs.store import _FILE_MODE
+from sombench.runs.store import FILE_MODE
 
 FORMAT = 1
 
@@ -44,7 +44,7 @@ def save(path: Path, payload: dict[str, Any]) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _FILE_MODE)  # as store.atomic_write_bytes: shared like any result file, not mkstemp's 0600
+        os.fchmod(fd, FILE_MODE)  # as store.atomic_write_bytes: shared like any result file, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             torch.save({"format": FORMAT, **payload}, f)
             f.flush()

@@ -49,7 +49,8 @@ def _umask() -> int:
     return mask
 
 
-_FILE_MODE = 0o666 & ~_umask()
+FILE_MODE = 0o666 & ~_umask()
+"""The mode every result file gets (what the umask allows of rw-rw-rw-), so results are shared like any file."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -57,7 +58,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _FILE_MODE)  # mkstemp creates 0600; results are meant to be shared like any file
+        os.fchmod(fd, FILE_MODE)  # mkstemp creates 0600; results are meant to be shared like any file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
