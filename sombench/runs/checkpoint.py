@@ -16,15 +16,12 @@ copy of the buffer in anonymous memory either.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from sombench.errors import UserError
 from sombench.runs.spec import RunSpec, json_ready, upgrade_identity
-from sombench.runs.store import FILE_MODE
+from sombench.runs.store import atomic_open
 
 FORMAT = 1
 
@@ -41,19 +38,8 @@ def save(path: Path, payload: dict[str, Any]) -> None:
     this call runs, so nothing may train in between."""
     import torch
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)  # as store.atomic_write_bytes: shared like any result file, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        torch.save({"format": FORMAT, **payload}, f)
 
 
 def load(path: Path, device: Any = "cpu") -> dict[str, Any]:
