@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Usage: identical.sh SOMBENCH_BIN OUTDIR
+# Usage: scripts/identical_outputs.sh SOMBENCH_BIN OUTDIR
 # Five short Pendulum-v1 runs (sac, som, mfp, dacer, ppo) into OUTDIR/results, then OUTDIR/hashes.txt:
 # sha256 of every eval.csv / train.csv with the wall_s column dropped (values exactly as written).
 # Run twice into two OUTDIRs and `diff` the hashes.txt files: they must be identical (determinism);
 # run with a changed sombench and diff against docs/data/identical-outputs-8d6ae62.txt (the hashes of commit 8d6ae62,
 # before the layering refactor of issue 23): a refactor that must not change behaviour leaves them equal.
 set -euo pipefail
-BIN=${1:?usage: identical.sh SOMBENCH_BIN OUTDIR}
-OUT=${2:?usage: identical.sh SOMBENCH_BIN OUTDIR}
+BIN=${1:?usage: identical_outputs.sh SOMBENCH_BIN OUTDIR}
+OUT=${2:?usage: identical_outputs.sh SOMBENCH_BIN OUTDIR}
 mkdir -p "$OUT"
 RES="$OUT/results"
 PY="$(dirname "$BIN")/python"
