@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo lint test test-fast regress clean
+.PHONY: install demo lint test test-fast regress gpu-check clean
 
 install: $(STAMP)
 
@@ -39,6 +39,14 @@ test-fast: install
 # Small-budget runs of every algorithm against the bands in sombench/data/regress/bands.json (~10 min, 2 cores).
 regress: install
 	$(BIN)/sombench regress --suite ci
+
+# On a machine with a CUDA GPU, in under 8 minutes: the `cuda` tests, Table 2 on the GPU (eager and compiled),
+# SOM and SAC side by side on Hopper-v4 for a fixed window; everything in GPU_CHECK_OUT (default $OUT, else
+# gpu-check/). Without a GPU it says so and exits 0. No `install` prerequisite: a GPU machine may have no
+# registry to build the venv from; the script picks an interpreter with a CUDA torch (scripts/gpu_check.py).
+GPU_CHECK_OUT ?=
+gpu-check:
+	$(PYTHON) scripts/gpu_check.py $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -6,11 +6,13 @@
   3. torch-cuda  only if none has one: pip installs the CUDA build of the venv's torch    (budget 240 s)
   4. deps        only if that interpreter lacks sombench's packages: from wheels or pip    (budget  90 s)
   5. cli         `python -m sombench --help` and pip freeze                                (budget  60 s)
-  6. cuda-tests  `pytest -m cuda tests/test_cuda.py`, beside a compile warm-up of the     (budget 160 s)
-                 latency and training graphs (same window, 2 compile threads each)
-  7. latency     `sombench latency --paper --compile --device cuda --format md`, every     (budget 150 s)
-                 algorithm, --repeats 10 (eager-only fallback, 60 s, if it fails)
-  8. train       SOM and SAC, paper settings, Hopper-v4, side by side for a fixed window   (window 120 s + 45 s)
+  6. cuda-tests  `pytest -m cuda tests/test_cuda.py -v` (4 xdist workers, 120 s per test   (budget 170 s)
+                 with pytest-timeout), beside a compile warm-up that fills the inductor cache
+                 with SOM's and SAC's graphs (latency and Hopper shapes) and then the others'
+  7. latency     `sombench latency --paper --compile --device cuda --format md --repeats   (budget 150 s)
+                 10`: SOM and SAC in one call, the other algorithms in a second (a call
+                 stopped at the deadline loses only its rows); eager only where compiling fails
+  8. train       SOM and SAC, paper settings, Hopper-v4, side by side for a fixed window   (window 120 s + 30 s)
                  (default 2 minutes), stopped by SIGINT so their eval.csv and state stay
   9. plot        `sombench plot` of the two curves (best effort)                           (budget  45 s)
 
@@ -42,7 +44,8 @@ wheel for Python 3.12, so there the newest mujoco 3.x is fetched: Hopper-v4 runs
 mujoco < 3). sombench itself runs from this checkout (PYTHONPATH), not installed.
 
 Knobs (environment): GPU_CHECK_BUDGET_S, GPU_CHECK_TRAIN_S (the window), GPU_CHECK_REPEATS (latency, 10),
-GPU_CHECK_TRAIN_COMPILE (1: train with --compile), GPU_CHECK_PYTHON, GPU_CHECK_WHEELS, GPU_CHECK_PIP_ARGS,
+GPU_CHECK_TRAIN_COMPILE (1: train with --compile), GPU_CHECK_COMPILE (1: latency with --compile and the
+warm-up), GPU_CHECK_ALGOS (latency and warm-up: only these), GPU_CHECK_PYTHON, GPU_CHECK_WHEELS, GPU_CHECK_PIP_ARGS,
 and GPU_CHECK_REHEARSE=1, which runs every step on the CPU with small sizes to test this script without a GPU.
 Only the standard library is used here: any python3 runs it.
 """
@@ -87,7 +90,8 @@ REQUIRED = {"torch": "2.4", "numpy": "1.26", "gymnasium": "1.0", "mujoco": None,
 DISTS = {"sklearn": "scikit-learn"}
 """Module -> distribution name, where they differ."""
 ENV_DISTS = ("gymnasium", "farama-notifications", "glfw", "pyopengl", "absl-py", "cloudpickle")
-CLI_DISTS = ("typer", "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "annotated-doc", "shellingham")
+CLI_DISTS = ("typer", "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "annotated-doc", "shellingham",
+             "typing-extensions")
 PINS = {"gymnasium": "gymnasium==1.4.*", "typer": "typer>=0.29,<1"}
 """pyproject.toml's pins, for installs from a registry."""
 PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64")
@@ -114,7 +118,7 @@ for name in MODULES:
         out["modules"][name] = metadata.version(DISTS.get(name, name))
     except Exception:
         out["modules"][name] = str(getattr(module, "__version__", "0"))
-for name in ("triton", "xdist"):
+for name in ("triton", "xdist", "pytest_timeout"):
     try:
         importlib.import_module(name)
         out[name] = True
@@ -188,6 +192,10 @@ def gpu_present() -> tuple[bool, str]:
     return False, "no nvidia-smi on PATH and no NVIDIA driver loaded"
 
 
+_LIVE: set[subprocess.Popen] = set()
+"""Commands running now, ended with their groups if the check itself is interrupted."""
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL what is left of the process group the command started (its own session: only ours)."""
     try:
@@ -211,6 +219,7 @@ def run_cmd(cmd: list[str], log: Path, timeout: float, env: dict[str, str] | Non
         except OSError as exc:
             err.write(f"could not start: {exc}\n".encode())
             return None, False, 0.0
+        _LIVE.add(proc)
         timed_out = False
         try:
             proc.wait(timeout=max(timeout, 0.1))
@@ -229,6 +238,7 @@ def run_cmd(cmd: list[str], log: Path, timeout: float, env: dict[str, str] | Non
                 kill_group(proc)
                 proc.wait()
         kill_group(proc)  # compile workers and other children it left behind
+        _LIVE.discard(proc)
         elapsed = time.monotonic() - start
         err.write(f"[exit {proc.returncode}{', stopped at its time limit' if timed_out else ''}, {elapsed:.1f} s]\n".encode())
     return proc.returncode, timed_out, elapsed
@@ -466,11 +476,15 @@ class Check:
 
     def cuda_tests(self, s: Step, t: float) -> None:
         junit = self.details / "cuda-tests.xml"
-        cmd = [self.py, "-m", "pytest", "-m", "cuda", "tests/test_cuda.py", "-q", "-rA", "-p", "no:cacheprovider", f"--junitxml={junit}"]
+        # -v: a line per test as it ends, so the log says what passed even if the step is stopped at its limit
+        cmd = [self.py, "-m", "pytest", "-m", "cuda", "tests/test_cuda.py", "-v", "-rA", "-p", "no:cacheprovider", f"--junitxml={junit}"]
         if self.python and self.python.get("xdist") and not self.rehearse:
             cmd += ["-n", "4"]
-        rc, timed_out, secs = run_cmd(cmd, self.details / "cuda-tests.log", t, env=self.env(compile_threads=2))
-        counts = junit_counts(junit)
+        if self.python and self.python.get("pytest_timeout"):
+            cmd += ["--timeout", "120"]  # one hung test fails alone
+        log = self.details / "cuda-tests.log"
+        rc, timed_out, secs = run_cmd(cmd, log, t, env=self.env(compile_threads=3))
+        counts = junit_counts(junit) if junit.exists() else log_counts(log)
         self.sections["cuda-tests"] = render_junit(counts)
         bad = rc != 0 or timed_out or counts["skipped"] or not counts["tests"]
         note = f"{counts['passed']} passed, {counts['failed']} failed, {counts['errors']} errors, {counts['skipped']} skipped"
@@ -482,8 +496,10 @@ class Check:
 
     def prewarm(self, s: Step, t: float) -> None:
         """Compile the latency step's graphs (every algorithm, HalfCheetah-v4 shapes) and the training runs'
-        (SOM and SAC, Hopper-v4 shapes) into the shared inductor cache, 4 at a time, while the tests run."""
-        jobs = [(name, None) for name in self.algorithms()] + [(name, TRAIN_ENV) for name in TRAIN_ALGOS]
+        (SOM and SAC, Hopper-v4 shapes) into the shared inductor cache, 2 at a time, SOM's and SAC's first, while
+        the tests run."""
+        first = [job for name in TRAIN_ALGOS for job in ((name, None), (name, TRAIN_ENV))]
+        jobs = first + [(name, None) for name in self.algorithms() if name not in TRAIN_ALGOS]
         deadline = time.monotonic() + t
         results: list[tuple[str, int | None, bool]] = []
 
@@ -499,7 +515,7 @@ class Check:
             return f"{name}{'@' + env if env else ''}", rc, timed_out
 
         start = time.monotonic()
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(2) as pool:  # beside 4 test workers: 4 x 3 + 2 x 2 compile threads on 16 cores
             results = list(pool.map(one, jobs))
         failed = [n for n, rc, to in results if rc not in (0, None) and not to]
         late = [n for n, rc, to in results if to]
@@ -509,8 +525,8 @@ class Check:
         self.finish_step(s, "failed" if failed else "ok", time.monotonic() - start, note)
 
     def tests_and_prewarm(self) -> None:
-        tests = self.step("cuda-tests", 160)
-        warm = self.step("compile-warm-up", 160, counts=False)
+        tests = self.step("cuda-tests", 170)
+        warm = self.step("compile-warm-up", 170, counts=False)
         t = self.limit(tests, 20)
         if t is None:
             self.finish_step(warm, "skipped", 0.0, "out of time")
@@ -530,45 +546,60 @@ class Check:
         return os.environ.get("GPU_CHECK_COMPILE", "0" if self.rehearse else "1") == "1"
 
     def algorithms(self) -> list[str]:
+        if os.environ.get("GPU_CHECK_ALGOS"):
+            return [n for n in os.environ["GPU_CHECK_ALGOS"].split(",") if n]
         if self.rehearse:
             return ["sac", "som"]
         names = sorted(p.stem for p in (ROOT / "algorithms").glob("*.py") if not p.name.startswith("_"))
         return names
 
+    def latency_groups(self) -> list[list[str]]:
+        """SOM (the ratios' reference) and SAC first, in a call of their own, then the rest: a call stopped at the
+        deadline loses only its own rows."""
+        names = self.algorithms()
+        first = [n for n in ("som", "sac") if n in names]
+        rest = [n for n in names if n not in first]
+        return [g for g in (first, rest) if g]
+
     def latency(self) -> None:
         repeats = os.environ.get("GPU_CHECK_REPEATS", "3" if self.rehearse else "10")
         results = self.scratch / "latency-results"
-        base = ["latency", "--paper", "--device", self.device, "--format", "md", "--repeats", repeats, "--results", str(results)]
-        if self.rehearse:
-            base += ["--algos", ",".join(self.algorithms()), "--threads", "1"]
         s = self.step("latency", 150)
-        t = self.limit(s, 20)
-        if t is None:
-            return
         compiled = self.compiling
-        rc, timed_out, secs = run_cmd(self.sombench(*base, *(["--compile"] if compiled else [])), self.details / "latency.log", t,
-                                      env=self.env(perf_hints=compiled), stdout=self.details / "latency.md")
-        ok = rc == 0 and not timed_out
-        self.finish_step(s, "ok" if ok else "failed", secs,
-                         f"{'compiled and eager' if compiled else 'eager'}, --repeats {repeats}" if ok
-                         else f"exited {rc}{', stopped at its time limit' if timed_out else ''}; see latency.log")
-        if not ok and compiled:
-            s2 = self.step("latency-eager", 60)
-            t = self.limit(s2, 15)
-            if t is not None:
-                rc, timed_out, secs = run_cmd(self.sombench(*base), self.details / "latency-eager.log", t, env=self.env(),
-                                              stdout=self.details / "latency.md")
-                ok = rc == 0 and not timed_out
-                self.finish_step(s2, "ok" if ok else "failed", secs, "eager only (the compiled run failed)" if ok
-                                 else f"exited {rc}; see latency-eager.log")
+        md = self.details / "latency.md"
+        problems, done, start = [], [], time.monotonic()
+        for i, group in enumerate(self.latency_groups()):
+            t = self.limit(s, 20) if i == 0 else min(s.budget_s - (time.monotonic() - start), self.left())
+            if t is None:
+                return
+            if t < 15:
+                problems.append(f"{','.join(group)}: out of time")
+                continue
+            args = ["latency", "--algos", ",".join(group), "--paper", "--device", self.device, "--format", "md", "--repeats", repeats,
+                    "--results", str(results)] + (["--threads", "1"] if self.rehearse else [])
+            part = self.scratch / f"latency-{i}.md"
+            rc, timed_out, _ = run_cmd(self.sombench(*args, *(["--compile"] if compiled else [])), self.details / "latency.log", t,
+                                       env=self.env(perf_hints=compiled), stdout=part)
+            if rc != 0 and not timed_out and compiled and self.left() > 30:  # compilation broke: eager numbers at least
+                rc, timed_out, _ = run_cmd(self.sombench(*args), self.details / "latency.log", min(60, self.left()), env=self.env(),
+                                           stdout=part)
+                problems.append(f"{','.join(group)}: the compiled run failed, eager only")
+            if rc == 0 and not timed_out:
+                done += group
+                with open(md, "a") as f:
+                    f.write(f"<!-- sombench {' '.join(args)}{' --compile' if compiled else ''} -->\n\n{part.read_text()}\n")
+            else:
+                problems.append(f"{','.join(group)}: exited {rc}{', stopped at its time limit' if timed_out else ''} (latency.log)")
+        note = f"{len(done)} algorithms, {'compiled and eager' if compiled else 'eager'}, --repeats {repeats}"
+        self.finish_step(s, "failed" if problems else "ok", time.monotonic() - start, "; ".join([note, *problems]))
         found = sorted((results / "latency").glob("*.csv")) if (results / "latency").is_dir() else []
         if found:
-            shutil.copy(found[-1], self.details / "latency.csv")
+            merge_csvs(found, self.details / "latency.csv")
             self.sections["latency"] = latency_section(self.details / "latency.csv")
 
     def train(self) -> None:
         window = float(os.environ.get("GPU_CHECK_TRAIN_S", 25 if self.rehearse else 120))
-        grace = 45.0
+        grace = 30.0
         s = self.step("train", window + grace)
         t = self.limit(s, 40)
         if t is None:
@@ -710,6 +741,27 @@ def junit_counts(path: Path) -> dict:
     return counts
 
 
+def log_counts(path: Path) -> dict:
+    """What `pytest -v` logged per test, for a run stopped before it wrote its JUnit file."""
+    counts = {"tests": 0, "failed": 0, "errors": 0, "skipped": 0, "passed": 0, "problems": [], "skips": []}
+    pattern = re.compile(r"(?:(PASSED|FAILED|ERROR|SKIPPED)\s.*?(test_cuda\.py::\S+)|(test_cuda\.py::\S+)\s+(PASSED|FAILED|ERROR|SKIPPED))")
+    seen: dict[str, str] = {}
+    text = path.read_text(errors="replace") if path.exists() else ""
+    for line in text.splitlines():
+        m = pattern.search(line)
+        if m:
+            outcome, name = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+            seen.setdefault(name.split("::", 1)[1], outcome)
+    for name, outcome in seen.items():
+        counts["tests"] += 1
+        key = {"PASSED": "passed", "FAILED": "failed", "ERROR": "errors", "SKIPPED": "skipped"}[outcome]
+        counts[key] += 1
+        if key in ("failed", "errors"):
+            counts["problems"].append((name, outcome.lower(), "see cuda-tests.log"))
+    counts["problems"].append(("(the run)", "note", "stopped before its end: counts from the log, tests not reached are missing"))
+    return counts
+
+
 def render_junit(c: dict) -> str:
     lines = [f"{c['passed']} passed, {c['failed']} failed, {c['errors']} errors, {c['skipped']} skipped (of {c['tests']})."]
     for name, kind, message in c["problems"]:
@@ -771,6 +823,20 @@ def latency_section(path: Path) -> str:
     return "\n".join(lines)
 
 
+def merge_csvs(paths: list[Path], out: Path) -> None:
+    """The rows of several `sombench latency` CSVs (one header) in one file."""
+    rows, header = [], None
+    for path in paths:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = header or reader.fieldnames
+            rows += list(reader)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header or [], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _run_dir(results: Path, algo: str) -> Path | None:
     found = sorted(p for p in (results / TRAIN_ENV).glob(f"{algo}*/seed_0") if p.parent.name == algo or p.parent.name.startswith(f"{algo}@"))
     return found[0] if found else None
@@ -784,8 +850,10 @@ def _csv_rows(path: Path) -> list[dict]:
 
 
 def train_summary(results: Path, algo: str, seconds: float) -> dict:
-    """What one windowed run reached: its state, env steps, SPS over the window and after warm-up (train.csv
-    rows after the first, which holds compilation; evaluations included), and its last evaluation."""
+    """What one windowed run reached: its state, env steps, SPS over the window and after warm-up (from the second
+    train.csv row to the last: the first is logged at the first update and a delayed update's second graph
+    compiles at the next, so compilation falls before the second; evaluations included; from the first row when
+    there are only two), and its last evaluation."""
     run = _run_dir(results, algo)
     row: dict = {"algo": algo, "seconds": seconds, "run": str(run) if run else None}
     if run is None:
@@ -798,8 +866,8 @@ def train_summary(results: Path, algo: str, seconds: float) -> dict:
     if isinstance(row["steps"], int) and seconds > 0:
         row["sps_window"] = row["steps"] / seconds
     train = [(int(r["env_step"]), float(r["wall_s"])) for r in _csv_rows(run / "train.csv") if r.get("wall_s")]
-    if len(train) >= 3:
-        (s0, w0), (s1, w1) = train[1], train[-1]
+    if len(train) >= 2:
+        (s0, w0), (s1, w1) = train[1 if len(train) >= 3 else 0], train[-1]
         row["sps_training"] = (s1 - s0) / (w1 - w0) if w1 > w0 else None
         row["first_update_step"] = train[0][0]
     evals = _csv_rows(run / "eval.csv")
@@ -872,6 +940,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.fetch_wheels:
         return fetch_wheels(Path(args.fetch_wheels), args.python_version)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # started in the background by a shell without job control: SIGINT is ignored and a child would inherit
+        # that, so the training runs' stop (SIGINT, as Ctrl-C) would not reach them; restore it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     rehearse = os.environ.get("GPU_CHECK_REHEARSE") == "1"
     if not rehearse:
         present, detail = gpu_present()
@@ -883,7 +955,11 @@ def main(argv: list[str] | None = None) -> int:
     to_device_tool = bool(os.environ.get("OUT")) and out == Path(os.environ["OUT"]).resolve()
     details = Path(tempfile.mkdtemp(prefix="gpu-check-details-")) if to_device_tool else out / "details"
     details.mkdir(parents=True, exist_ok=True)
-    return Check(out, details, rehearse, keep_details=not to_device_tool).run()
+    try:
+        return Check(out, details, rehearse, keep_details=not to_device_tool).run()
+    finally:
+        for proc in list(_LIVE):  # interrupted: end what it started (each in its own process group)
+            kill_group(proc)
 
 
 if __name__ == "__main__":

@@ -180,9 +180,11 @@ class Trainer:
         self.algo.load_state_dict(ckpt["algo"])
         self.step, self.episodes, self.wall_before = ckpt["step"], ckpt["episodes"], ckpt["wall_s"]
         rng = ckpt["rng"]
-        torch.set_rng_state(rng["torch"])
+        # RNG states are CPU byte tensors whatever the run's device (load mapped them onto it): set_rng_state
+        # refuses any other
+        torch.set_rng_state(rng["torch"].cpu())
         if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            torch.cuda.set_rng_state_all([state.cpu() for state in rng["cuda"]])
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
         self.action_rng.bit_generator.state = rng["actions"]
