@@ -14,6 +14,9 @@ from sombench.errors import InvalidValue, UserError
 
 
 # -- status -------------------------------------------------------------------------------------
+STATUS_FORMATS = ("rich", "json")
+
+
 def status(results: Path) -> list[dict[str, Any]]:
     """One row per run: env, algo (label), seed, steps_done, steps_total, state, last_return, reason."""
     from sombench.runs.store import Store

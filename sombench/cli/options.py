@@ -12,6 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from sombench.app.latency import FORMATS as LATENCY_FORMATS
+from sombench.app.results import STATUS_FORMATS, TABLE_FORMATS
+
 NAMES = "NAME[,NAME...]"
 SCHEDULE = "Schedule"
 CLUSTER = "Ray and Slurm"
@@ -27,24 +30,14 @@ def _algorithm_modules() -> list[str]:
 ALGO_HELP = f"Algorithm: {', '.join(_algorithm_modules())} (`sombench algos` lists them)."
 
 
-class TableFormat(str, enum.Enum):
-    rich = "rich"
-    md = "md"
-    latex = "latex"
-    csv = "csv"
-    json = "json"
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """A str enum over a use case's own tuple of choices, so the parser offers exactly what the use case accepts."""
+    return enum.Enum(name, {v: v for v in values}, type=str)
 
 
-class StatusFormat(str, enum.Enum):
-    rich = "rich"
-    json = "json"
-
-
-class LatencyFormat(str, enum.Enum):
-    rich = "rich"
-    md = "md"
-    csv = "csv"
-    json = "json"
+TableFormat = _choices("TableFormat", TABLE_FORMATS)
+StatusFormat = _choices("StatusFormat", STATUS_FORMATS)
+LatencyFormat = _choices("LatencyFormat", LATENCY_FORMATS)
 
 
 class BanditFormat(str, enum.Enum):
