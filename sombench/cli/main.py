@@ -154,7 +154,7 @@ def latency(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES,
 # -- bandit -------------------------------------------------------------------------------------
 @app.command(epilog="Example: sombench bandit --algo som --task eight-gaussians --perturb noise:0.2 --seeds 3 --steps 4000")
 def bandit(algo: o.Algo,
-           task: Annotated[o.Task, typer.Option("--task", help="The 2-D bandit.")] = o.Task.eight_gaussians,
+           task: Annotated[o.Task, typer.Option("--task", help="The 2-D bandit.")] = o.Task("eight-gaussians"),
            perturb: Annotated[Optional[str], typer.Option("--perturb", metavar="noise:SIGMA|bump:C,SIGMA", help="Reward noise or a Gaussian bump at the origin; also trains the clean task.")] = None,
            seeds: Annotated[int, typer.Option("--seeds", help="Number of seeds (0 .. seeds-1); default 3, not 1: mode coverage differs from seed to seed (docs/som-notes.md).")] = 3,
            steps: Annotated[str, typer.Option("--steps", metavar="N", help="Env steps (= one-step episodes) per seed; the bandits have no paper budget: 4000 is the one docs/som-notes.md measured at.")] = "4000",

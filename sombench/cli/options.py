@@ -40,30 +40,13 @@ StatusFormat = _choices("StatusFormat", STATUS_FORMATS)
 LatencyFormat = _choices("LatencyFormat", LATENCY_FORMATS)
 
 
-class BanditFormat(str, enum.Enum):
-    table = "table"
-    json = "json"
-
-
-class Launcher(str, enum.Enum):
-    local = "local"
-    ray = "ray"
-    slurm = "slurm"
-
-
-class Stats(str, enum.Enum):
-    rliable = "rliable"
-
-
-class Suite(str, enum.Enum):
-    ci = "ci"
-    nightly = "nightly"
-
-
-class Task(str, enum.Enum):
-    eight_gaussians = "eight-gaussians"
-    two_moons = "two-moons"
-    checkerboard = "checkerboard"
+BanditFormat = _choices("BanditFormat", ("table", "json"))
+Launcher = _choices("Launcher", ("local", "ray", "slurm"))
+Stats = _choices("Stats", ("rliable",))
+Suite = _choices("Suite", ("ci", "nightly"))
+"""The suites of sombench/data/regress/suites.json (tests/test_cli_surface.py keeps them equal)."""
+Task = _choices("Task", ("eight-gaussians", "two-moons", "checkerboard"))
+"""The tasks of sombench/bandit/tasks.py TASKS (tests/test_cli_surface.py keeps them equal)."""
 
 
 def _device(value: str) -> str:
