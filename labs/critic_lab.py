@@ -66,7 +66,7 @@ def reward(actions_algo: torch.Tensor) -> torch.Tensor:
 
 def dataset(kind: str, run: Path, seed: int) -> torch.Tensor:
     """Actions in algorithm units [-1, 1]^2: the run's buffer, or as many uniform ones."""
-    buf = checkpoint.load(RunFiles(run).checkpoint, "cpu")["algo"]["buffer"]["storage"]["action"]
+    buf = checkpoint.load_algorithm_state(RunFiles(run).checkpoint, "cpu")["buffer"]["storage"]["action"]
     if kind == "run":
         return buf.float()
     g = torch.Generator().manual_seed(seed)

@@ -38,7 +38,7 @@ def reset_hwm() -> None:
 
 
 # ======================================================================================
-# THE SAVE UNDER MEASUREMENT: exactly what sombench.runner.Trainer.checkpoint writes
+# THE SAVE UNDER MEASUREMENT: exactly what sombench.train.trainer.Trainer.checkpoint writes
 # (at 8d6ae62: store.atomic_torch_save(path, {..., "algo": algo.state_dict(), ...})).
 # Replace this one function with the new API after the refactor.
 # ======================================================================================

@@ -5,6 +5,7 @@ after moving or documenting a module, run `python scripts/readme_layout.py --wri
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -17,8 +18,8 @@ WIDTH = 110
 def first_sentence(path: Path) -> str:
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
     text = " ".join(doc.split("\n\n")[0].split())
-    end = text.find(". ")
-    text = text if end < 0 else text[:end + 1]
+    end = re.search(r"(?<!\bEq)(?<!\bSec)(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bFig)(?<!\bvs)\. (?=[A-Z(`])", text)
+    text = text if end is None else text[:end.start() + 1]
     return text.removesuffix(".")
 
 

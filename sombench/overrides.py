@@ -79,7 +79,7 @@ def apply_overrides(config_cls: type, pairs: list[str], base: dict[str, Any] | N
         if not sep or not key:
             raise InvalidValue("set", f"expects key=value, got {pair!r}")
         if key not in fields:
-            raise UserError(f"unknown config key {key!r} for {config_cls.__name__}; valid keys: {', '.join(sorted(fields))}")
+            raise InvalidValue("set", f"{pair!r}: unknown config key {key!r}; valid keys: {', '.join(sorted(fields))}")
         try:
             parsed[key] = _parse(text.strip(), hints[key])
         except ValueError:
@@ -89,6 +89,6 @@ def apply_overrides(config_cls: type, pairs: list[str], base: dict[str, Any] | N
     except ValueError as exc:  # ConfigError: a value outside its field's domain
         key = str(exc).split(" ", 1)[0]
         if key in parsed:
-            raise InvalidValue("set", f"{key}: {exc}") from None
+            raise InvalidValue("set", str(exc)) from None
         raise UserError(f"{base_name if key in (base or {}) else 'config'}: {exc}") from None
     return config, parsed

@@ -28,6 +28,11 @@ TINY_LABEL = "sac@batch_size=32+hidden_sizes=32x32+warmup_steps=200"  # the vari
         (["run", "--algo", "sac", "--env", "Pendulum-v1", "--seeds", "many"], "Invalid value for '--seeds'"),
         (["run", "--env", "Pendulum-v1"], "Missing option '--algo'"),
         (["status", "--format", "xml"], "'xml' is not one of"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "1e99"], "--steps expects a positive integer up to 1e12"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--preset", "nope"], "--preset 'nope': sac has no such preset"),
+        (["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "10", "--set", "batch_size=0"], "--set batch_size must be"),
+        (["latency", "--algos", "sac", "--paper", "--reference", "nope"], "unknown algorithm 'nope'"),
+        (["regress", "--bands", "/"], "--bands / cannot be read"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, args, needle):
@@ -35,6 +40,13 @@ def test_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, args, needle):
     code, out, err = cli(args + ["--results", str(results)])
     assert_one_line_error(code, out, err, needle)
     assert tree(tmp_path) == []
+
+
+def test_a_norm_ref_with_a_non_number_is_one_line(cli, tmp_path):
+    ref = tmp_path / "ref.csv"
+    ref.write_text("env,min,max\nHopper-v4,low,3000\n")
+    code, out, err = cli(["table", "--results", str(tmp_path / "none"), "--norm-ref", str(ref)])
+    assert_one_line_error(code, out, err, "the min or max of Hopper-v4 is not a number")
 
 
 def test_foreign_results_folder(cli, tmp_path):

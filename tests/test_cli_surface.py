@@ -4,7 +4,6 @@ value, `sombench algos NAME` lists every config field, and a structured error na
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import algorithms
 from conftest import assert_one_line_error
@@ -16,9 +15,9 @@ from sombench.errors import InvalidValue, UserError
 
 def test_the_offered_choices_are_the_accepted_ones():
     assert [t.value for t in options.Task] == list(TASKS)
-    from sombench.analysis.regress import data_dir
+    from sombench.analysis.regress import suite_names
 
-    assert [s.value for s in options.Suite] == list(json.loads((data_dir() / "suites.json").read_text())["suites"])
+    assert [s.value for s in options.Suite] == suite_names()
     registered = sorted(n for n in algorithms.load_all() if not n.startswith("test-"))  # conftest registers test-*
     assert options._algorithm_modules() == registered  # the --algo help names the registry
 

@@ -198,7 +198,7 @@ def test_every_preset_builds_a_valid_config_and_a_bad_preset_is_an_error():
     for name in ALGOS:
         for preset in algorithms.get(name).presets:
             resolve_config(name, preset, [])
-    with pytest.raises(UserError, match="sac has no preset 'nope'"):
+    with pytest.raises(UserError, match="'nope': sac has no such preset"):
         resolve_config("sac", "nope", [])
     som = algorithms.get("som")
     original = som.presets

@@ -71,7 +71,9 @@ def test_sweep_and_run_share_runs(cli, tmp_path):
     (["--launcher", "kubernetes"], "'kubernetes' is not one of"),
     (["--grid", "batch_size"], "--grid 'batch_size'"),
     (["--grid", "score_scale=5,10"], "no algorithm of the sweep has a config field 'score_scale'"),
-    (["--grid", "batch_size=0,8"], "batch_size"),
+    (["--grid", "batch_size=0,8"], "--grid sac: batch_size must be"),
+    (["--grid", "batch_size=8,x"], "--grid sac: batch_size: expected int"),
+    (["--time", "10"], "--time is for the slurm launcher"),
     (["--address", "auto"], "--address is for the ray launcher"),
     (["--set", "som:score_scale=5"], "som is not one of the sweep's algorithms"),
     (["--time", "soon", "--launcher", "slurm"], "--time 'soon'"),
@@ -80,6 +82,13 @@ def test_bad_sweep_input_is_one_line_and_writes_nothing(cli, tmp_path, args, nee
     results = tmp_path / "r"
     code, out, err = cli(sweep_args(results, *args))
     assert_one_line_error(code, out, err, needle)
+    assert tree(results) == []
+
+
+def test_an_empty_grid_is_refused(cli, tmp_path):
+    results = tmp_path / "r"
+    code, out, err = cli(sweep_args(results, algos=""))
+    assert_one_line_error(code, out, err, "--algos needs at least one algorithm name")
     assert tree(results) == []
 
 

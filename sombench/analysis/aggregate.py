@@ -238,7 +238,10 @@ def read_norm_ref(spec: str) -> dict[str, dict[str, float]]:
         raise InvalidValue("norm_ref", f"{spec} needs columns env and min and/or max")
     out = {}
     for row in frame.to_dict("records"):
-        out[str(row["env"])] = {k: float(row[k]) if k in row and pd.notna(row[k]) else math.nan for k in ("min", "max")}
+        try:
+            out[str(row["env"])] = {k: float(row[k]) if k in row and pd.notna(row[k]) else math.nan for k in ("min", "max")}
+        except (TypeError, ValueError):
+            raise InvalidValue("norm_ref", f"{spec}: the min or max of {row['env']} is not a number") from None
     return out
 
 

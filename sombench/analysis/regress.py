@@ -92,8 +92,12 @@ def load_bands(path: Path | None = None) -> dict[str, Any]:
         return {"format": BANDS_FORMAT, "suites": {}}
     try:
         doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise InvalidValue("bands", f"{path} cannot be read ({exc.strerror or type(exc).__name__}); give a bands JSON file") from None
     except ValueError:
-        raise UserError(f"{path} is not valid JSON; restore it from git or rebuild it with `sombench regress --update`") from None
+        raise UserError(f"{path} is not valid JSON; restore it from git or rebuild it with the regress update option") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path} is not a bands file (a JSON object with `suites`); restore it from git")
     return doc
 
 
@@ -160,7 +164,7 @@ def evaluate(entries: list[Entry], specs: dict[str, list], outcomes: dict[str, l
 
 def updated_bands(bands: dict[str, Any], suite: str, entries: list[Entry], specs: dict[str, list],
                   outcomes: dict[str, list[dict[str, Any]]], prov: dict[str, Any]) -> dict[str, Any]:
-    out = {"format": BANDS_FORMAT, "about": "Reference bands of `sombench regress` (see sombench/regress.py); rewrite with "
+    out = {"format": BANDS_FORMAT, "about": "Reference bands of `sombench regress` (see sombench/analysis/regress.py); rewrite with "
                                             "`sombench regress --suite SUITE --update`.", "suites": dict(bands.get("suites", {}))}
     table = dict(out["suites"].get(suite, {}))
     for entry in entries:

@@ -39,34 +39,34 @@ def report_run(spec: RunSpec, root: Path, task: BanditTask, perturbation: Pertur
                clean_spec: RunSpec | None = None) -> dict[str, Any]:
     """Load a finished run, write its figures and mode counts into its folder, return the counts."""
     run = store.Store(root).run_dir(spec.key)
+    files = store.RunFiles(run)
     tb = TrainedBandit(spec, run)
     points = tb.samples(MODE_SAMPLES, seed=spec.seed + 1_000_003)
     report = {"algo": spec.algo, "env": spec.env_id, "task": task.key, "perturb": perturbation.text if perturbation else None,
               "seed": spec.seed, "steps": spec.total_steps, "source": tb.source, **mode_report(task, points)}
-    files = ["bandit_modes.json", "bandit_arrows.png"]
+    written = [files.bandit_modes, files.bandit_arrows]
     title = f"{spec.algo} on {_label(task, perturbation)}, seed {spec.seed}, {spec.total_steps:,} steps"
-    store.atomic_write_bytes(run / "bandit_arrows.png", arrow_plot(tb, task, expected_reward_fn(task, perturbation), title, report))
+    store.atomic_write_bytes(files.bandit_arrows, arrow_plot(tb, task, expected_reward_fn(task, perturbation), title, report))
     score_png = score_field_plot(tb, task, f"score field: {title}")
     if score_png is not None:
-        store.atomic_write_bytes(run / "bandit_score_field.png", score_png)
-        files.append("bandit_score_field.png")
+        store.atomic_write_bytes(files.bandit_score_field, score_png)
+        written.append(files.bandit_score_field)
     if perturbation is not None and clean_spec is not None:
         clean = TrainedBandit(clean_spec, store.Store(root).run_dir(clean_spec.key))
         png = perturbation_plot([("clean", clean), (perturbation.text, tb)], task, task.reward,
                                 f"{spec.algo} on {task.key}, seed {spec.seed}: clean vs {perturbation.text} training "
                                 f"({spec.total_steps:,} steps); grey = clean reward")
-        store.atomic_write_bytes(run / "bandit_perturbation.png", png)
-        files.append("bandit_perturbation.png")
-    report["files"] = [str(run / f) for f in files]
-    store.atomic_write_json(run / "bandit_modes.json", report)
+        store.atomic_write_bytes(files.bandit_perturbation, png)
+        written.append(files.bandit_perturbation)
+    report["files"] = [str(path) for path in written]
+    store.atomic_write_json(files.bandit_modes, report)
     return report
 
 
 def write_aggregate(root: Path, spec: RunSpec, reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Write the seeds' reports and their aggregate beside the seed folders of `spec`'s algorithm (variant)."""
     aggregate = aggregate_reports(reports)
-    folder = store.Store(root).run_dir(spec.key).parent
-    store.atomic_write_json(folder / "bandit_modes.json", {"seeds": reports, "aggregate": aggregate})
+    store.atomic_write_json(store.Store(root).variant_modes(spec.key), {"seeds": reports, "aggregate": aggregate})
     return aggregate
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import re
 import textwrap
 from typing import Any
 
 from sombench.app import common
-from sombench.errors import InvalidValue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +42,15 @@ class FieldInfo:
     """Whether the preset changed this field's default."""
 
 
+_SENTENCE_END = re.compile(r"(?<!\bEq)(?<!\bEqs)(?<!\bSec)(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bFig)(?<!\bApp)(?<!\bvs)\. (?=[A-Z(`])")
+"""A full stop that ends a sentence: followed by a capital, not after Eq., Sec., et al., e.g., i.e., Fig., App., vs."""
+
+
 def _first_sentence(doc: str) -> str:
     """The docstring's first sentence (its first paragraph joined into one line)."""
     paragraph = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
-    end = paragraph.find(". ")
-    return paragraph if end < 0 else paragraph[:end + 1]
+    end = _SENTENCE_END.search(paragraph)
+    return paragraph if end is None else paragraph[:end.start() + 1]
 
 
 def _field_docs(config_cls: type) -> dict[str, str]:
@@ -76,9 +80,6 @@ def config_fields(name: str, preset: str | None = None) -> list[FieldInfo]:
     from sombench.runs.spec import resolve_config
 
     cls = common.algorithm_class(name)
-    if preset is not None and preset not in cls.presets:
-        have = ", ".join(sorted(cls.presets)) or "none"
-        raise InvalidValue("preset", f"{preset!r}: {name} has no such preset (its presets: {have})")
     config = resolve_config(name, preset, [])
     defaults = resolve_config(name, None, [])
     docs = _field_docs(cls.Config)

@@ -47,16 +47,23 @@ def check_non_negative(field: str, value: int | float) -> None:
         raise InvalidValue(field, f"must be >= 0, got {value}")
 
 
+MAX_COUNT = 10**12
+"""The largest step count accepted: far beyond any budget (the paper's longest is 5e6), small enough
+that times and progress arithmetic stay finite."""
+
+
 def parse_count(text: str | int | None, field: str) -> int | None:
-    """A positive step count as researchers write it: 500000, 500_000, 5e5 (None stays None)."""
-    if text is None or isinstance(text, int) and not isinstance(text, bool) and text > 0:
+    """A positive step count as researchers write it: 500000, 500_000, 5e5 (None stays None), at most MAX_COUNT."""
+    problem = f"expects a positive integer up to 1e12 (e.g. 500000 or 5e5), got {text!r}"
+    if text is None:
+        return None
+    if isinstance(text, int) and not isinstance(text, bool) and 0 < text <= MAX_COUNT:
         return text
-    problem = f"expects a positive integer (e.g. 500000 or 5e5), got {text!r}"
     try:
         value = float(str(text).replace("_", ""))
     except ValueError:
         raise InvalidValue(field, problem) from None
-    if not (value == value and value != float("inf")) or value != int(value) or value <= 0:
+    if not (value == value and value != float("inf")) or value != int(value) or not 0 < value <= MAX_COUNT:
         raise InvalidValue(field, problem)
     return int(value)
 

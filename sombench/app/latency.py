@@ -61,6 +61,8 @@ def latency(req: LatencyRequest, on_start: Callable[[str], None] | None = None,
     repeats = req.repeats if req.repeats is not None else lat.DEFAULT_REPEATS
     common.check_positive("repeats", repeats)
     common.check_positive("threads", req.threads)
+    if req.reference is not None:
+        common.algorithm_class(req.reference)
     names = common.split_names(req.algos)
     classes = {name: common.algorithm_class(name) for name in dict.fromkeys(names)} if names else None
     info = describe_env(env)
@@ -82,7 +84,7 @@ def latency(req: LatencyRequest, on_start: Callable[[str], None] | None = None,
             phases = lat.measure_breakdown(cls, info, device, repeats)
             if phases is None:
                 if names:  # asked for by name; with every algorithm, those without a breakdown are skipped quietly
-                    warn(f"--breakdown: {name} does not declare the parts of its update (algorithms/common/capabilities.py Profiled)")
+                    warn(f"breakdown: {name} does not declare the parts of its update (algorithms/common/capabilities.py Profiled)")
                 continue
             breakdowns[name] = phases
     st.init()

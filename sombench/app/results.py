@@ -1,6 +1,6 @@
 """Reading a results store: `sombench status` (every run's state), `sombench table` (Table 1) and
 `sombench plot` (Figure 2, or an ablation by a config field). These never import torch or the
-algorithms: a run's records carry what they need (tests/test_layers.py checks the modules loaded)."""
+algorithms: a run's records carry what they need (tests/test_analysis_imports.py checks the modules loaded)."""
 
 from __future__ import annotations
 

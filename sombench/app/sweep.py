@@ -1,5 +1,5 @@
 """`sombench sweep`: a grid of runs (algorithms x envs x seeds x grid values) through the same runner,
-store, resume and locks as `sombench run`, on a launcher (sombench/launchers.py: a local process pool,
+store, resume and locks as `sombench run`, on a launcher (sombench/train/executors.py: a local process pool,
 Ray tasks, or submitit jobs on Slurm or its local executor).
 
 Every grid point is a run variant: `--grid score_scale=5,10` makes `som@score_scale=5` and
@@ -24,7 +24,6 @@ from typing import Any
 
 from sombench.app import common
 from sombench.errors import InvalidValue, UserError
-from sombench.runs import store
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -92,6 +91,7 @@ def expand(algos: list[str], envs: list[str], seeds: list[int], steps: int | Non
         fields = config_fields(algo)
         own = [(k, vs) for k, vs in grid if k in fields]
         points = list(itertools.product(*[[f"{k}={v}" for v in vs] for k, vs in own])) or [()]
+        _check_points(algo, preset, points)
         for env in envs:
             n = steps if steps is not None else budget(algo, env)
             for point in points:
@@ -104,6 +104,19 @@ def expand(algos: list[str], envs: list[str], seeds: list[int], steps: int | Non
                             "(a grid value equal to the default and another spelling of it?)")
         seen[spec.key] = spec
     return Plan(specs, notes)
+
+
+def _check_points(algo: str, preset: str | None, points: list[tuple[str, ...]]) -> None:
+    """InvalidValue naming the grid (not --set) when a grid value is outside its field's domain."""
+    from sombench.runs.spec import resolve_config
+
+    for point in points:
+        try:
+            resolve_config(algo, preset, list(point))
+        except InvalidValue as exc:
+            if exc.field != "set":
+                raise
+            raise InvalidValue("grid", f"{algo}: {exc.problem}") from None
 
 
 # -- the use case -----------------------------------------------------------------------------------
@@ -152,6 +165,8 @@ class SweepPlan:
 
 
 def _check(req: SweepRequest) -> None:
+    from sombench.train.executors import parse_time
+
     if req.launcher not in LAUNCHERS:
         raise InvalidValue("launcher", f"{req.launcher!r} is unknown; use {', '.join(LAUNCHERS)}")
     for field in ("seeds", "workers", "threads", "cpus_per_run"):
@@ -164,6 +179,10 @@ def _check(req: SweepRequest) -> None:
         raise InvalidValue("address", "is for the ray launcher")
     if req.launcher != "slurm" and req.partition:
         raise InvalidValue("partition", "is for the slurm launcher")
+    if req.launcher == "slurm":
+        parse_time(req.time)
+    elif req.time != SweepRequest.time:
+        raise InvalidValue("time", "is for the slurm launcher")
 
 
 def _device(req: SweepRequest, dry_run: bool) -> str:
@@ -182,11 +201,15 @@ def prepare(req: SweepRequest, dry_run: bool = False) -> SweepPlan:
     if algos == ["all"]:
         algos = common.algorithm_names()
     algos = list(dict.fromkeys(algos))
+    if not algos:
+        raise InvalidValue("algos", "needs at least one algorithm name (or all)")
     classes = {a: common.algorithm_class(a) for a in algos}
     envs = common.split_names(req.envs) or []
     if envs == ["paper"]:
         envs = list(PAPER_TASKS)
     envs = list(dict.fromkeys(envs))
+    if not envs:
+        raise InvalidValue("envs", "needs at least one env id (or paper)")
     steps = common.parse_count(req.steps, "steps")
     infos = {e: describe_env(e) for e in envs}
     if steps is None:
@@ -223,7 +246,9 @@ def launcher_for(plan: SweepPlan):
         return executors.RayLauncher(req.address, req.cpus_per_run, req.gpus_per_run,
                                      num_cpus=None if req.address else (req.workers or os.cpu_count() or 1))
     if req.launcher == "slurm":
-        return executors.SlurmLauncher(req.results.absolute() / ".submitit", req.partition, executors.parse_time(req.time),
+        from sombench.runs.store import Store
+
+        return executors.SlurmLauncher(Store(req.results.absolute()).launcher_dir("submitit"), req.partition, executors.parse_time(req.time),
                                        req.cpus_per_run, int(math.ceil(req.gpus_per_run)), plan.workers)
     return executors.LocalLauncher(plan.workers)
 
@@ -258,6 +283,8 @@ def execute(prepared: Prepared, on_update: Callable[[dict[int, dict[str, Any]], 
 # -- the live table's rows ------------------------------------------------------------------------
 def run_rows(specs: list, results: Path, outcomes: dict[int, dict[str, Any]], launched: set[int]) -> list[dict[str, Any]]:
     """One row per run: env, label, seed, state, steps done / total, last return (from the store and outcomes)."""
+    from sombench.runs import store
+
     st = store.Store(results)
     rows = []
     for i, spec in enumerate(specs):

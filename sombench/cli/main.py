@@ -290,7 +290,7 @@ def regress(suite: Annotated[o.Suite, typer.Option("--suite", help="ci (~10 min 
 
 # -- listings -----------------------------------------------------------------------------------
 @app.command(epilog="Example: sombench algos   (one algorithm's config fields: sombench algos som --preset bandit)")
-def algos(name: Annotated[Optional[str], typer.Argument(metavar="[NAME]", help="An algorithm: list its config fields (the keys of --set).")] = None,
+def algos(name: Annotated[Optional[str], typer.Argument(metavar="NAME", help="An algorithm: list its config fields (the keys of --set).")] = None,
           preset: Annotated[Optional[str], typer.Option("--preset", help="Show the defaults after this preset of NAME (marked *).")] = None) -> None:
     """List the registered algorithms and their presets, or one algorithm's config fields."""
     from sombench.app import catalog

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 
 from sombench.app.latency import FORMATS as LATENCY_FORMATS
-from sombench.app.results import STATUS_FORMATS, TABLE_FORMATS
+from sombench.app.results import STATS, STATUS_FORMATS, TABLE_FORMATS
+from sombench.app.sweep import LAUNCHERS
 
 NAMES = "NAME[,NAME...]"
 SCHEDULE = "Schedule"
@@ -41,8 +42,8 @@ LatencyFormat = _choices("LatencyFormat", LATENCY_FORMATS)
 
 
 BanditFormat = _choices("BanditFormat", ("table", "json"))
-Launcher = _choices("Launcher", ("local", "ray", "slurm"))
-Stats = _choices("Stats", ("rliable",))
+Launcher = _choices("Launcher", LAUNCHERS)
+Stats = _choices("Stats", STATS)
 Suite = _choices("Suite", ("ci", "nightly"))
 """The suites of sombench/data/regress/suites.json (tests/test_cli_surface.py keeps them equal)."""
 Task = _choices("Task", ("eight-gaussians", "two-moons", "checkerboard"))
@@ -68,7 +69,6 @@ Device = Annotated[str, typer.Option("--device", metavar="auto|cpu|cuda[:N]", ca
 Workers = Annotated[int, typer.Option("--workers", help="Seeds trained in parallel processes.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help="Torch threads per seed (default: CPU cores / workers).")]
 Compile = Annotated[bool, typer.Option("--compile", metavar=FLAG, help="torch.compile the act and update paths (CUDA graphs on CUDA); falls back to eager with one warning.")]
-Paper = Annotated[bool, typer.Option("--paper", metavar=FLAG, help="Also print the paper's table for the same cells.")]
 
 # -- what to run ---------------------------------------------------------------------------------
 Algo = Annotated[str, typer.Option("--algo", metavar="NAME", help=ALGO_HELP)]

@@ -50,7 +50,9 @@ class AlgoTime:
 
 def latest_latency_csv(results: Path, device: str) -> Path | None:
     """The newest RESULTS/latency/<env>_<device>_<UTC time>.csv for `device` (by its timestamp in the name)."""
-    folder = Path(results) / "latency"
+    from sombench.runs.store import Store
+
+    folder = Store(results).latency_dir()
     if not folder.is_dir():
         return None
     dev = device.replace(":", "")

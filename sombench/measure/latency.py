@@ -234,7 +234,7 @@ def store_path(results: Path, report: LatencyReport) -> Path:
         return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
     stamp = report.started.strftime("%Y%m%dT%H%M%SZ")
-    return Path(results) / "latency" / f"{safe(report.env)}_{safe(report.meta['device'].replace(':', ''))}_{stamp}.csv"
+    return store.Store(results).latency_dir() / f"{safe(report.env)}_{safe(report.meta['device'].replace(':', ''))}_{stamp}.csv"
 
 
 def write_csv(results: Path, report: LatencyReport) -> Path:

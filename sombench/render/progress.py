@@ -41,6 +41,8 @@ def fmt_return(value: Any) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if seconds >= 100 * 86_400:
+        return f"{seconds / 86_400:,.0f} days"
     return str(dt.timedelta(seconds=int(seconds)))
 
 

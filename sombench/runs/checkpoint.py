@@ -58,6 +58,11 @@ def load(path: Path, device: Any = "cpu") -> dict[str, Any]:
     return checkpoint
 
 
+def load_algorithm_state(path: Path, device: Any = "cpu") -> dict[str, Any]:
+    """The algorithm's `state_dict()` as the checkpoint at `path` holds it (for `Algorithm.load_state_dict`)."""
+    return load(path, device)["algo"]
+
+
 def verify(spec: RunSpec, path: Path, config_path: Path) -> None:
     """UserError if the checkpoint at `path` is unreadable, of another format, or written by another config."""
     if not path.exists():

@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from sombench.errors import UserError
+from sombench.errors import InvalidValue
 from sombench.overrides import apply_overrides
 
 
@@ -121,7 +121,7 @@ def resolve_config(algo: str, preset: str | None, pairs: list[str]):
     if preset is not None:
         if preset not in cls.presets:
             have = ", ".join(sorted(cls.presets)) or "none"
-            raise UserError(f"{algo} has no preset {preset!r} (its presets: {have})")
+            raise InvalidValue("preset", f"{preset!r}: {algo} has no such preset (its presets: {have})")
         base = dict(cls.presets[preset])
     return apply_overrides(cls.Config, pairs, base, base_name=f"{algo}'s preset {preset!r}")[0]
 

@@ -211,6 +211,23 @@ class RunFiles:
     def lock(self) -> Path:
         return self.dir / "lock"
 
+    # what `sombench bandit` adds to a run folder (sombench/app/bandit.py)
+    @property
+    def bandit_modes(self) -> Path:
+        return self.dir / "bandit_modes.json"
+
+    @property
+    def bandit_arrows(self) -> Path:
+        return self.dir / "bandit_arrows.png"
+
+    @property
+    def bandit_score_field(self) -> Path:
+        return self.dir / "bandit_score_field.png"
+
+    @property
+    def bandit_perturbation(self) -> Path:
+        return self.dir / "bandit_perturbation.png"
+
 
 # -- locks --------------------------------------------------------------------------------------
 def _pid_alive(pid: int) -> bool:
@@ -415,6 +432,18 @@ class Store:
     def files(self, key: RunKey) -> RunFiles:
         """The named files of a run folder."""
         return RunFiles(self.run_dir(key))
+
+    def variant_modes(self, key: RunKey) -> Path:
+        """`sombench bandit`'s per-variant report: <store>/<env>/<algo>[@<variant>]/bandit_modes.json."""
+        return self.run_dir(key).parent / "bandit_modes.json"
+
+    def latency_dir(self) -> Path:
+        """Where `sombench latency` writes its CSVs: <store>/latency/<env>_<device>_<UTC time>.csv."""
+        return self.root / "latency"
+
+    def launcher_dir(self, name: str) -> Path:
+        """A launcher's own files (job logs, pickles): <store>/.<name>/."""
+        return self.root / f".{name}"
 
     def key_of(self, path: Path) -> RunKey | None:
         env, folder, seed_dir = run_key(self.root, path)

@@ -52,7 +52,7 @@ class TrainedBandit:
         self.device = torch.device(device)
         self.cls = algorithms.get(spec.algo)
         self.algo = self.cls(info.obs_dim, info.act_dim, spec.config(), self.device)
-        self.algo.load_state_dict(checkpoint.load(RunFiles(run).checkpoint, self.device)["algo"])
+        self.algo.load_state_dict(checkpoint.load_algorithm_state(RunFiles(run).checkpoint, self.device))
         self.obs_dim, self.act_dim = info.obs_dim, info.act_dim
         self.generative = isinstance(self.algo, Generator)
 
@@ -70,19 +70,25 @@ class TrainedBandit:
     def to_algo(self, points: np.ndarray) -> torch.Tensor:
         return torch.as_tensor((points - self.centre) / self.half, dtype=torch.float32, device=self.device)
 
+    @property
+    def noise_std(self) -> float:
+        """The generator's noise std; 1.0 (N(0, I)) for an algorithm without `generate`, which draws no
+        noise map (its figures show act() samples instead)."""
+        return float(self.algo.noise_std) if self.generative else 1.0
+
     def noise(self, n: int, seed: int) -> torch.Tensor:
         # the global RNG too: a stochastic sampler (DACER's reverse process) draws its per-step noise
         # from it, and the counts must not depend on what ran before in this process
         torch.manual_seed(seed)
         g = torch.Generator().manual_seed(seed)
-        return (float(self.algo.noise_std) * torch.randn((n, self.act_dim), generator=g)).to(self.device)
+        return (self.noise_std * torch.randn((n, self.act_dim), generator=g)).to(self.device)
 
     def noise_grid(self, side: int = 7, extent: float = 2.0) -> torch.Tensor:
         """A side x side grid over [-extent, extent]^2 in units of the generator's noise std (the
         paper's 7 x 7 grid over [-2, 2]^2 of N(0, I) noise)."""
         axis = torch.linspace(-extent, extent, side)
         xx, yy = torch.meshgrid(axis, axis, indexing="xy")
-        return (float(self.algo.noise_std) * torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)).to(self.device)
+        return (self.noise_std * torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)).to(self.device)
 
     @torch.no_grad()
     def samples(self, n: int, seed: int) -> np.ndarray:
