@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo lint test test-fast regress gpu-check clean
+.PHONY: install demo lint test test-all test-fast regress gpu-check clean
 
 install: $(STAMP)
 
@@ -30,11 +30,17 @@ lint: install
 	$(BIN)/ruff check sombench algorithms tests labs scripts
 	$(BIN)/lint-imports
 
+# CI's tests (under 45 minutes with the regress suite): everything but the tests marked `full`
 test: install lint
+	$(BIN)/python -m pytest -q -m "not full"
+
+# every test, `full` included (about an hour and a half on 2 cores): run it before landing a change to an
+# algorithm or to a learning test
+test-all: install lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not full"
 
 # Small-budget runs of every algorithm against the bands in sombench/data/regress/bands.json (~10 min, 2 cores).
 regress: install

@@ -43,7 +43,12 @@ def run_updates(algo, batch, n: int) -> list[dict[str, float]]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(n for n in algorithms.load_all() if not n.startswith("test-")))
+# CI compiles SAC, SOM and PPO (a Gaussian actor, the MeanFlow actor, an on-policy rollout); make test-all every algorithm
+IN_CI = ("sac", "som", "ppo")
+
+
+@pytest.mark.parametrize("name", [n if n in IN_CI else pytest.param(n, marks=pytest.mark.full)
+                                  for n in sorted(n for n in algorithms.load_all() if not n.startswith("test-"))])
 def test_compiled_matches_eager(name):
     eager, compiled = build(name), build(name)
     names = compiled.compile(warn=lambda m: pytest.fail(m))
@@ -130,8 +135,7 @@ def test_run_compile_matches_eager_and_is_recorded(cli, tmp_path):
     assert config["compiled"] == [{"from_step": 0, "compile": True, "methods": ["act_step", "update"]}]
     config = json.loads((run_path(eager, "Pendulum-v1", "sac") / "config.json").read_text())
     assert config["compiled"] == [{"from_step": 0, "compile": False, "methods": []}]
-
-
+@pytest.mark.full
 def test_latency_compiled_columns_bare_forwards_and_breakdown(cli, tmp_path):
     import json
 

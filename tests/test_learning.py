@@ -26,6 +26,7 @@ def test_sac_learns_pendulum(tmp_path):
     assert final > THRESHOLD, final
 
 
+@pytest.mark.full
 @pytest.mark.slow
 def test_frozen_actor_stays_below_the_bar(tmp_path):
     """Control: the same run with the actor's learning rate at 0 must fail the bar, so the bar measures learning."""

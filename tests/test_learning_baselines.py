@@ -53,6 +53,7 @@ def test_mfp_generator_learns_the_eight_gaussian_bandit(tmp_path):
     assert final > BANDIT_BAR, final
 
 
+@pytest.mark.full
 @pytest.mark.slow
 def test_mfp_frozen_actor_stays_below_the_bar(tmp_path):
     final = mfp_bandit(tmp_path / "frozen", "0")
@@ -72,6 +73,7 @@ def test_dacer_learns_pendulum(tmp_path):
     assert moves.max() <= 2 * 0.03 and abs(log_alpha[-1] - 1.2) <= 6 * 0.03 * 1.5, log_alpha
 
 
+@pytest.mark.full
 @pytest.mark.slow
 def test_dacer_frozen_actor_stays_below_the_bar(tmp_path):
     final = dacer_pendulum(tmp_path / "frozen", "0")

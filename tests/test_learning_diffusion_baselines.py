@@ -64,6 +64,7 @@ def test_generator_learns_the_eight_gaussian_bandit(tmp_path, algo):
     assert final > BAR[algo], final
 
 
+@pytest.mark.full
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["sdac", "dpmd", "qsm"])
 def test_frozen_actor_stays_below_the_bar(tmp_path, algo):

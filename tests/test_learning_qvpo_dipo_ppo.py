@@ -61,6 +61,7 @@ def test_qvpo_generator_learns_the_eight_gaussian_bandit(tmp_path):
     assert final > BANDIT_BAR, final
 
 
+@pytest.mark.full
 @pytest.mark.slow
 def test_qvpo_frozen_actor_stays_below_the_bar(tmp_path):
     final = qvpo_bandit(tmp_path / "frozen", "0")
@@ -75,6 +76,7 @@ def test_dipo_learns_the_eight_gaussian_bandit(tmp_path):
     assert final > BANDIT_BAR, final
 
 
+@pytest.mark.full
 @pytest.mark.slow
 def test_dipo_frozen_actor_stays_below_the_bar(tmp_path):
     final = dipo_bandit(tmp_path / "frozen", "0")
@@ -89,6 +91,7 @@ def test_ppo_learns_pendulum(tmp_path):
     assert final > PENDULUM_BAR, final
 
 
+@pytest.mark.full
 @pytest.mark.slow
 def test_ppo_frozen_actor_stays_below_the_bar(tmp_path):
     final = ppo_pendulum(tmp_path / "frozen", "0")
