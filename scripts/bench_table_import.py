@@ -49,24 +49,14 @@ for pkg in ("torch", "algorithms", "pandas", "scipy", "matplotlib", "numpy", "gy
     print(f"  {pkg:12s} imported ({len(hit)} modules), cumulative of its root import {cum / 1e6:.3f} s, "
           f"summed self time of all its modules {own / 1e6:.3f} s")
 # who imports torch first (a function-level import shows as a top-level row: grep the source for it): the line above it in nesting order is its importer chain
-for i, r in enumerate(rows):
-    if r[3] == "torch":
-        # importtime prints children before parents; the parent is the next row with smaller indent
-        chain = [r[3]]
-        depth = r[2]
-        for r2 in rows[i + 1:]:
-            if r2[2] < depth:
-                chain.append(r2[3])
-                depth = r2[2]
-        print("  torch import chain (innermost first): " + " <- ".join(chain))
-        break
-for i, r in enumerate(rows):
-    if r[3] == "algorithms":
-        chain = [r[3]]
-        depth = r[2]
-        for r2 in rows[i + 1:]:
-            if r2[2] < depth:
-                chain.append(r2[3])
-                depth = r2[2]
-        print("  algorithms import chain (innermost first): " + " <- ".join(chain))
-        break
+for target in ("torch", "algorithms"):
+    for i, r in enumerate(rows):
+        if r[3] == target:
+            # importtime prints children before parents; the parent is the next row with smaller indent
+            chain, depth = [r[3]], r[2]
+            for r2 in rows[i + 1:]:
+                if r2[2] < depth:
+                    chain.append(r2[3])
+                    depth = r2[2]
+            print(f"  {target} import chain (innermost first): " + " <- ".join(chain))
+            break
