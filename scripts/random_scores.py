@@ -35,7 +35,7 @@ class RandomPolicy:
 def measure(env_id: str, episodes: int) -> tuple[float, float]:
     info = describe_env(env_id)
     env = make_env(env_id)
-    returns = evaluate(RandomPolicy(info.act_dim), env, ActionScaler(info.act_low, info.act_high), episodes, seed=0, env_step=0)
+    returns = evaluate(RandomPolicy(info.act_dim), env, ActionScaler(info.act_low, info.act_high, info.act_shape, info.act_dtype), episodes, seed=0, env_step=0)
     env.close()
     return float(returns.mean()), float(returns.std())
 

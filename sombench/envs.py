@@ -56,6 +56,11 @@ class EnvInfo:
     act_low: np.ndarray
     act_high: np.ndarray
     default_steps: int | None
+    act_shape: tuple[int, ...] | None = None
+    """The action Box's own shape; the algorithm acts on its flat (act_dim,) vector."""
+    act_dtype: np.dtype = np.dtype(np.float32)
+    """The action Box's dtype (always floating: others are refused); algorithms.common.spaces.ActionScaler
+    maps the algorithm's flat [-1, 1] vector to this shape and dtype."""
 
 
 DEFAULT_EPISODE_LIMIT = 1000
@@ -107,8 +112,11 @@ def describe_env(env_id: str) -> EnvInfo:
             raise UserError(f"{env_id} has a {type(act_space).__name__} action space; sombench needs a continuous (Box) one")
         if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
             raise UserError(f"{env_id} has an unbounded action space; sombench needs finite bounds to scale actions")
+        if not np.issubdtype(act_space.dtype, np.floating):
+            raise UserError(f"{env_id} has an action Box of dtype {act_space.dtype}; sombench needs a floating-point one")
         if not isinstance(obs_space, gym.spaces.Box):
-            raise UserError(f"{env_id} has a {type(obs_space).__name__} observation space; sombench needs a Box one")
+            raise UserError(f"{env_id} has a {type(obs_space).__name__} observation space; sombench needs a Box one"
+                            " (flatten it with a Gymnasium wrapper in the env's registration)")
         task = PAPER_TASKS.get(env_id)
         return EnvInfo(
             env_id=env_id,
@@ -117,6 +125,8 @@ def describe_env(env_id: str) -> EnvInfo:
             act_low=np.asarray(act_space.low, dtype=np.float64).reshape(-1),
             act_high=np.asarray(act_space.high, dtype=np.float64).reshape(-1),
             default_steps=task.budget if task else None,
+            act_shape=tuple(int(n) for n in act_space.shape),
+            act_dtype=np.dtype(act_space.dtype),
         )
     finally:
         env.close()

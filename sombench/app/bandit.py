@@ -140,6 +140,7 @@ def train_group(plan: BanditPlan, specs: list, on_event: Callable[[dict[str, Any
     common.open_store(req.results)
     launcher = LocalLauncher(req.workers, in_process=req.workers == 1 or len(specs) == 1, on_event=on_event)
     outcomes = dispatch(specs, req.results, launcher)
+    common.raise_setup_errors(outcomes)
     return [f"{specs[0].env_id} seed {o['seed']}: {o.get('reason', o['status'])}" for o in outcomes
             if o["status"] not in FINISHED]
 

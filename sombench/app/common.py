@@ -158,3 +158,12 @@ def needs_user(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from sombench.runs.outcome import NEEDS_USER
 
     return [o for o in outcomes if o["status"] in NEEDS_USER]
+
+
+def raise_setup_errors(outcomes: list[dict[str, Any]]) -> None:
+    """UserError (one line, exit 2) naming the first seed whose set-up failed before training (bad input the
+    checks before the run could not see: the trainer left no folder for it), after the others ended."""
+    failed = [o for o in outcomes if o.get("setup_error")]
+    if failed:
+        more = f" ({len(failed) - 1} more seed(s) likewise)" if len(failed) > 1 else ""
+        raise UserError(failed[0]["reason"] + more)

@@ -85,7 +85,10 @@ def execute(plan: RunPlan, on_event: Callable[[dict[str, Any]], None] | None = N
     req, specs = plan.request, plan.specs
     common.open_store(req.results)
     launcher = LocalLauncher(req.workers, in_process=req.workers == 1 or len(specs) == 1, on_event=on_event)
-    return dispatch(specs, req.results, launcher)
+    outcomes = dispatch(specs, req.results, launcher)
+    common.raise_setup_errors(outcomes)
+    return outcomes
+
 
 
 @dataclasses.dataclass

@@ -324,6 +324,15 @@ def error_line(exc: UserError) -> str:
     return f"error: {exc}"
 
 
+def stop_signal(exc: BaseException | None = None) -> int:
+    """The number of the signal that stopped the command: the one a stop handler of train/executors caught
+    (Typer may have turned its exception into exit code 130), else SIGINT's (2). Exit codes are 128 + it:
+    130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP, as shells report a process those signals ended."""
+    executors = sys.modules.get("sombench.train.executors")  # loaded by every command that runs seeds
+    caught = executors.STOPPED_BY if executors is not None else []
+    return caught[-1] if caught else 2
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; bad input becomes one line on stderr and exit code 2, never a traceback."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -345,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         code = exc.exit_code
     if code == 130:  # Typer turns Ctrl-C (KeyboardInterrupt) into exit code 130 before it reaches us
+        code = 128 + stop_signal()
         err_console.print(INTERRUPTED, markup=False, soft_wrap=True)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -126,7 +126,7 @@ def time_update_and_act(cls: type, config: Any, info: EnvInfo, device: torch.dev
     algo = cls(info.obs_dim, info.act_dim, config, device)
     names = algo.compile(warn=warn) if compiled else []
     batch = random_batch(info.obs_dim, info.act_dim, batch_size(algo.config), device, seed)
-    scaler = ActionScaler(info.act_low, info.act_high)
+    scaler = ActionScaler(info.act_low, info.act_high, info.act_shape, info.act_dtype)
     obs = np.random.default_rng(seed).standard_normal(info.obs_dim).astype(np.float32)
     sync = device_sync(device)
     # the warm-up runs every schedule phase of the cycle at least once, so compilation is never timed

@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -285,6 +286,26 @@ def release_lock(run: Path) -> None:
             os.unlink(run / "lock")
     except (OSError, ValueError):
         pass
+
+
+def make_run_dir(run: Path) -> Path | None:
+    """Create `run` (and its missing parents); the topmost folder this call created, or None if `run`
+    existed. `remove_new_run` takes exactly that much away again."""
+    top = None
+    for folder in reversed([run, *run.parents]):
+        if not folder.exists():
+            top = folder
+            break
+    run.mkdir(parents=True, exist_ok=True)
+    return top
+
+
+def remove_new_run(run: Path, top: Path | None) -> None:
+    """Undo `make_run_dir` for a run whose set-up failed: delete `run`'s files (its lock and temps: nothing
+    else is written before set-up ends) and the folders created for it, down from `top`."""
+    if top is None:
+        return
+    shutil.rmtree(top, ignore_errors=True)
 
 
 # -- run state ----------------------------------------------------------------------------------

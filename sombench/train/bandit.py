@@ -27,6 +27,7 @@ from sombench.envs import describe_env
 from sombench.runs import checkpoint
 from sombench.runs.spec import RunSpec
 from sombench.runs.store import RunFiles
+from sombench.train.trainer import torch_seed
 
 MODE_SAMPLES = 1000
 """Generator samples per mode count (Appendix H.3's counts)."""
@@ -47,7 +48,7 @@ class TrainedBandit:
     def __init__(self, spec: RunSpec, run: Path, device: str = "cpu"):
         self.spec, self.run = spec, run
         info = describe_env(spec.env_id)
-        self.scaler = ActionScaler(info.act_low, info.act_high)
+        self.scaler = ActionScaler(info.act_low, info.act_high, info.act_shape, info.act_dtype)
         self.centre, self.half = (info.act_high + info.act_low) / 2, (info.act_high - info.act_low) / 2
         self.device = torch.device(device)
         self.cls = algorithms.get(spec.algo)
@@ -79,8 +80,8 @@ class TrainedBandit:
     def noise(self, n: int, seed: int) -> torch.Tensor:
         # the global RNG too: a stochastic sampler (DACER's reverse process) draws its per-step noise
         # from it, and the counts must not depend on what ran before in this process
-        torch.manual_seed(seed)
-        g = torch.Generator().manual_seed(seed)
+        torch.manual_seed(torch_seed(seed))
+        g = torch.Generator().manual_seed(torch_seed(seed))
         return (self.noise_std * torch.randn((n, self.act_dim), generator=g)).to(self.device)
 
     def noise_grid(self, side: int = 7, extent: float = 2.0) -> torch.Tensor:
@@ -95,7 +96,7 @@ class TrainedBandit:
         """n actions of the generator alone, from fresh noise (bandit units)."""
         if self.generative:
             return self.to_env(self.algo.generate(self.obs(n), self.noise(n, seed)))
-        torch.manual_seed(seed)
+        torch.manual_seed(torch_seed(seed))
         obs = np.zeros(self.obs_dim, np.float32)
         return np.stack([self.scaler.to_env(self.algo.act(obs, deterministic=False)) for _ in range(n)]).astype(np.float64)
 
@@ -103,7 +104,7 @@ class TrainedBandit:
     def rollout(self, noise: torch.Tensor) -> list[np.ndarray] | None:
         if not self.generative:
             return None
-        torch.manual_seed(self.spec.seed)
+        torch.manual_seed(torch_seed(self.spec.seed))
         return [self.to_env(x) for x in self.algo.rollout(self.obs(noise.shape[0]), noise)]
 
     @torch.no_grad()

@@ -20,6 +20,8 @@ import multiprocessing
 import os
 import queue
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,13 +30,120 @@ from typing import Any
 from sombench.errors import InvalidValue, UserError
 from sombench.runs.outcome import Outcome
 
+# -- stopping -----------------------------------------------------------------------------------
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) raised as KeyboardInterrupt, so that every path Ctrl-C takes
+    (the trainer marks its run `interrupted` and releases the lock, launchers stop their workers, the CLI
+    prints the rerun line) is the path every stop takes. `signum`: the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOPPED_BY: list[int] = []
+"""The stop signals this process has caught, in order (the CLI's exit code is 128 + the last)."""
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def stop_on_signals(once: bool = False):
+    """While the block runs, SIGINT, SIGTERM and SIGHUP raise `Stopped` in this (main) thread; the previous
+    handlers come back after it. SIGINT is handled even where the process inherited it ignored (a shell
+    starts background jobs so; a run stopped by any signal saves its state and resumes, so stopping loses
+    nothing); SIGHUP stays ignored where it was (`nohup`). `once`: raise for the first signal only and
+    ignore the rest, so a worker's clean-up is not cut short by the signal its parent forwards after the
+    terminal's. Outside the main thread (a Ray actor thread) it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, frame):
+        if once and fired:
+            return
+        fired.append(signum)
+        STOPPED_BY.append(signum)
+        raise Stopped(signum)
+
+    previous = {}
+    for sig in STOP_SIGNALS:
+        if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_IGN:
+            continue
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+_RUNNING = threading.Event()
+"""Set while this process trains a seed in `_run`."""
+_ORPHANED = threading.Event()
+"""Set once the process that started this worker is gone."""
+
+
+def _watch_parent(interval: float = 0.5, grace: float = 300.0) -> None:
+    """In a worker: a daemon thread that notices when its parent dies (the worker is re-parented). A worker
+    training a seed gets SIGINT, so the seed is saved as interrupted and its lock released, and `_run` then
+    ends the process; an idle one ends at once. Should the run not end within `grace` seconds, the process
+    ends anyway (the run's last checkpoint stands)."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        _ORPHANED.set()
+        if not _RUNNING.is_set():
+            os._exit(0)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(grace)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="sombench-parent-watch", daemon=True).start()
+
+
+_WATCHING: list[bool] = []
+"""Non-empty once this process watches its parent."""
+_EVENTS = None
+"""A pool worker's event queue, handed over when the worker is spawned (`_pool_worker`)."""
+
+
+def _pool_worker(events) -> None:
+    """A pool worker's initializer: keep the event queue, ignore stop signals while idle (a terminal's
+    Ctrl-C reaches every process of its group; an idle worker has nothing to save and leaves when the
+    pool shuts down), and stop when the parent dies."""
+    global _EVENTS
+    _EVENTS = events
+    _WATCHING.append(True)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    _watch_parent()
+
+
 def _run(spec, root: str, events=None, index: int = 0) -> dict[str, Any]:
     """The task body every launcher runs: one seed through the trainer (skip, resume or train). With
-    `events` (a queue), the trainer's progress events go there, tagged with the run's `index`."""
+    `events` (a queue; a pool worker's own when None), the trainer's progress events go there, tagged with
+    the run's `index`. A stop signal stops the run as Ctrl-C does, and so does the death of the process
+    that started this one."""
     from sombench.train.trainer import run_seed
 
+    if not _WATCHING:  # a Ray task or submitit job: watch the parent from the first run
+        _WATCHING.append(True)
+        _watch_parent()
+    events = events if events is not None else _EVENTS
     report = None if events is None else (lambda event: events.put({**event, "index": index}))
-    return run_seed(spec, Path(root), report)
+    _RUNNING.set()
+    try:
+        if _ORPHANED.is_set():
+            raise Stopped(signal.SIGINT)
+        with stop_on_signals(once=True):
+            return run_seed(spec, Path(root), report)
+    finally:
+        _RUNNING.clear()
+        if _ORPHANED.is_set():  # nobody is left to take the outcome: the run is saved, leave
+            os._exit(0)
 
 
 def _failed(spec, reason: str) -> dict[str, Any]:
@@ -58,7 +167,6 @@ class LocalLauncher:
     def __init__(self, workers: int, *, in_process: bool = False, on_event: Callable[[Event], None] | None = None):
         self.workers, self.in_process, self.on_event = workers, in_process, on_event
         self.pool: futures.ProcessPoolExecutor | None = None
-        self.manager = None
         self.events = None
         self.pending: dict[futures.Future, int] = {}
         self.queue: list[int] = []
@@ -76,11 +184,11 @@ class LocalLauncher:
             self.queue = list(range(len(specs)))
             return
         ctx = multiprocessing.get_context("spawn")
-        if self.on_event is not None:
-            self.manager = ctx.Manager()
-            self.events = self.manager.Queue()
-        self.pool = futures.ProcessPoolExecutor(max_workers=min(self.workers, len(specs)), mp_context=ctx)
-        self.pending = {self.pool.submit(_run, spec, self.results, self.events, i): i for i, spec in enumerate(specs)}
+        # the queue goes to each worker as it is spawned (no manager process that could outlive us)
+        self.events = ctx.Queue() if self.on_event is not None else None
+        self.pool = futures.ProcessPoolExecutor(max_workers=min(self.workers, len(specs)), mp_context=ctx,
+                                                initializer=_pool_worker, initargs=(self.events,))
+        self.pending = {self.pool.submit(_run, spec, self.results, None, i): i for i, spec in enumerate(specs)}
 
     def _drain(self) -> None:
         if self.events is None:
@@ -111,18 +219,28 @@ class LocalLauncher:
         return out
 
     def stop(self) -> None:
+        """Stop every running seed as Ctrl-C does (SIGINT to each worker: the stop may have come as SIGTERM
+        or SIGHUP to this process alone), wait for them to save their state, and cancel the queued ones."""
         self.queue.clear()
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)  # running seeds got the SIGINT too and save their state
+            processes = list((getattr(self.pool, "_processes", None) or {}).values())
+            for process in processes:
+                with contextlib.suppress(OSError, ValueError):
+                    if process.is_alive():
+                        os.kill(process.pid, signal.SIGINT)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            while any(process.is_alive() for process in processes):
+                self._drain()  # a worker leaves only once its queued events are read
+                time.sleep(0.05)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
         self._drain()
-        if self.manager is not None:
-            self.manager.shutdown()
-            self.manager = None
+        if self.events is not None:
+            self.events.close()
+            self.events.join_thread()
             self.events = None
 
 
@@ -136,6 +254,11 @@ def dispatch(specs: list, results: Path, launcher, known: dict[int, dict[str, An
     todo = [i for i in range(len(specs)) if i not in outcomes]
     launched: set[int] = set()
     update = on_update or (lambda outcomes, launched: None)
+    with stop_on_signals():
+        return _dispatch(specs, results, launcher, outcomes, todo, launched, update, refresh)
+
+
+def _dispatch(specs, results, launcher, outcomes, todo, launched, update, refresh) -> list[dict[str, Any]]:
     try:
         update(outcomes, launched)
         launcher.start([specs[i] for i in todo], results)

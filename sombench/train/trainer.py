@@ -36,6 +36,7 @@ import algorithms
 from algorithms.common.base import Choice
 from algorithms.common.spaces import ActionScaler
 from sombench.envs import describe_env, make_env
+from sombench.errors import UserError
 from sombench.runs import checkpoint, store
 from sombench.runs.provenance import provenance
 from sombench.runs.spec import RunSpec
@@ -47,10 +48,19 @@ class NonFiniteLoss(Exception):
     pass
 
 
+def torch_seed(seed: int) -> int:
+    """A run seed (any non-negative int, numpy SeedSequence's range) as a seed torch accepts (< 2**64):
+    itself below 2**32 (the seeds runs always had), else 64 bits of SeedSequence(seed), so no seed is
+    reduced modulo a power of two and two seeds agreeing modulo 2**32 still differ."""
+    return seed if seed < 2**32 else int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+
+
 def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's legacy global and torch's generators from a run seed (any non-negative int):
+    directly below 2**32, through SeedSequence(seed) above (numpy's legacy seed takes < 2**32 only)."""
     random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    np.random.seed(seed if seed < 2**32 else np.random.SeedSequence(seed).generate_state(4))
+    torch.manual_seed(torch_seed(seed))
 
 
 def evaluation_seed(seed: int, env_step: int, episode: int) -> int:
@@ -61,17 +71,39 @@ def flat(obs: Any) -> np.ndarray:
     return np.asarray(obs, dtype=np.float32).reshape(-1)
 
 
+@contextlib.contextmanager
+def private_rng(seed: int):
+    """Run the block on random streams of its own: torch's (CPU and every CUDA device), numpy's legacy
+    global and Python's are seeded with `seed` on entry and put back as they were on exit, so whatever
+    the block draws (an algorithm's best-of-N candidates, reverse-process noise, ...) changes nothing
+    that training draws afterwards, and the block draws the same numbers whatever ran before it."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            seed_everything(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
 def evaluate(algo, env, scaler: ActionScaler, episodes: int, seed: int, env_step: int) -> np.ndarray:
-    """Undiscounted returns of `episodes` episodes in the algorithm's evaluation mode."""
+    """Undiscounted returns (shape (episodes,)) of `episodes` episodes in the algorithm's evaluation mode.
+
+    Episode `ep` resets the env with evaluation_seed(seed, env_step, ep), and the policy draws any noise
+    from `private_rng` seeded by evaluation_seed(seed, env_step, episodes) (an index no episode uses): the evaluation at a step is the same
+    whatever the evaluation schedule, and training never sees that an evaluation ran."""
     returns = np.zeros(episodes)
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=evaluation_seed(seed, env_step, ep))
-        done = False
-        while not done:
-            action = algo.act(flat(obs), deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(scaler.to_env(action))
-            returns[ep] += float(reward)
-            done = terminated or truncated
+    with private_rng(evaluation_seed(seed, env_step, episodes)):
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=evaluation_seed(seed, env_step, ep))
+            done = False
+            while not done:
+                action = algo.act(flat(obs), deterministic=True)
+                obs, reward, terminated, truncated, _ = env.step(scaler.to_env(action))
+                returns[ep] += float(reward)
+                done = terminated or truncated
     return returns
 
 
@@ -120,14 +152,22 @@ def run_seed(spec: RunSpec, root: Path, report: Report | None = None) -> dict[st
         report({"kind": "end", "seed": spec.seed, "status": "skipped", "step": state.get("env_step"),
                 "total": spec.total_steps, "last_return": state.get("last_return")})
         return {**outcome, "status": "skipped", "steps": state.get("env_step"), "final_return": state.get("last_return")}
-    run.mkdir(parents=True, exist_ok=True)
+    created = store.make_run_dir(run)
     try:
         store.acquire_lock(run)
     except store.RunLocked as exc:
         return {**outcome, "status": "refused", "reason": str(exc)}
     store.remove_stale_temps(run)  # we hold the lock: any temp file is a dead writer's
     try:
-        return {**outcome, **Trainer(spec, run, report).train()}
+        try:
+            trainer = Trainer(spec, run, report)
+        except Exception as exc:  # set-up (env, seeding, networks) failed before anything was written
+            store.release_lock(run)
+            store.remove_new_run(run, created)
+            first = (str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}").strip().splitlines()[0]
+            return {**outcome, "status": "refused", "setup_error": True,
+                    "reason": f"seed {spec.seed} could not be set up ({first}); nothing was written for it"}
+        return {**outcome, **trainer.train()}
     finally:
         store.release_lock(run)
 
@@ -147,7 +187,7 @@ class Trainer:
         self.device = torch.device(spec.device)
         self.info = describe_env(spec.env_id)
         self.env, self.eval_env = make_env(spec.env_id), make_env(spec.env_id)
-        self.scaler = ActionScaler(self.info.act_low, self.info.act_high)
+        self.scaler = ActionScaler(self.info.act_low, self.info.act_high, self.info.act_shape, self.info.act_dtype)
         seed_everything(spec.seed)
         self.algo = algorithms.get(spec.algo)(self.info.obs_dim, self.info.act_dim, spec.config(), self.device)
         self.compiled = self.algo.compile(warn=_warn_line) if spec.compile else []
