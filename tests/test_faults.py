@@ -169,3 +169,91 @@ def test_a_failure_while_a_run_is_set_up_leaves_nothing_and_says_what_failed(cli
     assert_one_line_error(code, out, err, "seed 0 could not be set up (cannot create environment 'sombench-test/SecondInstanceFails-v0': simulator could not start)")
     store_files = {p.name for p in tmp_path.iterdir()} if tmp_path.exists() else set()
     assert not (tmp_path / "sombench-test").exists(), store_files  # no env, variant or seed folder left behind
+
+
+# -- 2. non-finite returns ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def nan_store(tmp_path_factory):
+    """Three finished SAC seeds; seed 2's evaluations are then rewritten as an env returning NaN rewards
+    would have left them (eval.csv holds what happened: NaN)."""
+    root = tmp_path_factory.mktemp("nan")
+    assert invoke(run_args(root, "sac", 20, steps=40, extra=("--seeds", "3"))) == 0
+    run = run_path(root, "Pendulum-v1", "sac", 2)
+    frame = pd.read_csv(run / "eval.csv")
+    frame["return_mean"] = np.nan
+    frame.to_csv(run / "eval.csv", index=False)
+    return root
+
+
+def test_a_nan_seed_is_left_out_of_its_cell_and_named(nan_store):
+    from sombench.analysis import aggregate
+
+    table = aggregate.build_table(aggregate.load_runs(nan_store))
+    cell = next(iter(table.cells.values()))
+    assert cell.seeds == [0, 1] and np.isfinite(cell.mean) and np.isfinite(cell.ci)
+    assert cell.excluded == ["seed 2 final return is nan (an evaluation episode's return was not finite)"]
+
+
+@pytest.mark.parametrize("fmt", ["rich", "md", "latex", "csv", "json"])
+def test_every_table_format_shows_the_cell_and_says_which_seed_it_left_out(cli, nan_store, fmt):
+    import json
+
+    code, out, err = cli(["table", "--results", str(nan_store), "--format", fmt])
+    assert code == 0, err
+    if fmt == "json":
+        payload = json.loads(out)  # strict JSON: no NaN tokens
+        (cell,) = payload["cells"]
+        assert cell["n"] == 2 and cell["mean"] is not None and "seed 2 final return is nan" in cell["excluded"][0]
+    else:
+        assert "seed 2 final return is nan" in " ".join(out.split())
+
+
+def test_plot_of_a_store_with_a_nan_seed_draws(cli, nan_store, tmp_path):
+    code, out, err = cli(["plot", "--results", str(nan_store), "--out", str(tmp_path / "f.png")])
+    assert code == 0, err
+    assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_regress_fails_an_entry_with_a_nan_final():
+    """A collapsed seed must not pass as missing evidence: two finite finals inside the band and one NaN fail."""
+    from sombench.analysis import regress
+
+    entry = regress.Entry(algo="sac", env="Pendulum-v1", steps=100, seeds=3, eval_episodes=1, floor=10.0, sets=())
+    outs = [{"seed": s, "status": "done", "final_return": v} for s, v in enumerate([-150.0, -160.0, float("nan")])]
+    band = {"finals": [-150.0, -155.0, -160.0], "set": list(entry.sets), "preset": entry.preset,
+            "eval_episodes": entry.eval_episodes}
+    (row,) = regress.evaluate([entry], {entry.key: []}, {entry.key: outs}, {"suites": {"ci": {entry.key: band}}}, "ci")
+    assert row["verdict"] == "failed" and "seed 2: final return nan is not finite" in row["reason"]
+
+
+# -- 6. seeds evaluated on different schedules --------------------------------------------------
+def synthetic(seed: int, steps: list[int], values: list[float]):
+    from sombench.analysis.aggregate import Run
+
+    return Run("Pendulum-v1", "sac", seed, "done", 600, pd.DataFrame({"env_step": steps, "return_mean": values}))
+
+
+def test_seeds_on_different_schedules_share_one_grid_with_values_carried_forward():
+    from sombench.analysis.aggregate import common_grid
+
+    runs = [synthetic(0, [200, 400, 600], [1.0, 2.0, 3.0]), synthetic(1, [250, 500, 600], [10.0, 20.0, 30.0]),
+            synthetic(2, [300, 600], [100.0, 300.0])]
+    steps, values = common_grid(runs)
+    assert steps.tolist() == [300, 400, 500, 600]  # the union, from the latest first evaluation (300)
+    np.testing.assert_array_equal(values, [[1.0, 2.0, 2.0, 3.0], [10.0, 10.0, 20.0, 30.0], [100.0, 100.0, 100.0, 300.0]])
+    same, matrix = common_grid([synthetic(0, [200, 400], [1.0, 2.0]), synthetic(1, [200, 400], [3.0, 4.0])])
+    assert same.tolist() == [200, 400] and matrix.tolist() == [[1.0, 2.0], [3.0, 4.0]]  # one schedule: its own steps
+
+
+def test_a_cell_of_mixed_schedules_is_flagged_in_the_table():
+    from sombench.analysis import aggregate
+    from sombench.render import tables
+
+    runs = [synthetic(0, [150, 300, 450, 600], [1.0, 2.0, 3.0, 4.0]), synthetic(1, [200, 400, 600], [1.0, 2.0, 5.0])]
+    table = aggregate.build_table(runs)
+    cell = table.cells[("sac", "Pendulum-v1")]
+    assert cell.n == 2 and not cell.excluded and "seeds evaluated on different schedules" in cell.notes[0]
+    assert tables.cell_text(table, "sac", "Pendulum-v1").endswith(tables.FLAG)
+    assert any("different schedules" in note for note in tables.footnotes(table))
+    fine = aggregate.build_table([synthetic(0, [200, 400, 600], [1.0, 2.0, 3.0]), synthetic(1, [200, 400, 600], [1.0, 2.0, 5.0])])
+    assert not fine.cells[("sac", "Pendulum-v1")].notes

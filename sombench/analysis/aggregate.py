@@ -7,6 +7,8 @@ Final return of a run: the mean return of its last evaluation (or of its evaluat
 What enters a cell (never silently):
 - only runs in state `done` at the cell's budget; unfinished, failed or interrupted runs are
   left out and the cell is flagged;
+- only finite final returns: a seed whose final evaluation is NaN or infinite (an env that returned
+  such a reward) is left out, and the cell is flagged with that seed and value;
 - the budget of an env is the most common `total_steps` among its finished runs, each divided by its
   run's budget factor (PPO's 5x on three tasks), and a cell's budget is that times its runs' factor;
   runs at another budget are left out and flagged; `at_step` replaces all this by "the evaluation at
@@ -97,6 +99,8 @@ class Cell:
     excluded: list[str]  # one reason per left-out run, e.g. "seed 3 unfinished"
     runs: list[Run] = dataclasses.field(default_factory=list)
     """The runs whose values entered the cell (the plot draws exactly these)."""
+    notes: list[str] = dataclasses.field(default_factory=list)
+    """Flags that leave no run out (seeds evaluated on different schedules); shown like exclusions."""
     summary: tuple[float, float, int] | None = None
     """(mean, CI half-width, n) given from outside (the paper's cells) instead of computed from values."""
 
@@ -168,6 +172,25 @@ def final_return(run: Run, at_step: int | None) -> float | None:
     return float(before["return_mean"].iloc[-1]) if reached and len(before) else None
 
 
+def exclusion(run: Run, value: float | None, at_step: int | None, budget: int | None) -> str | None:
+    """Why `run` (final return `value`) stays out of its cell, after "seed N"; None when it enters."""
+    if run.damage:
+        return f"damaged ({run.damage})"
+    if at_step is not None:
+        if value is None:
+            return f"has not reached step {at_step:,}"
+    elif run.state != RunState.DONE:
+        return f"{run.state}"
+    elif budget is None or run.total_steps != budget * run.budget_factor:
+        expected = "an unknown budget" if budget is None else f"{budget * run.budget_factor:,}"
+        return f"ran {run.total_steps:,} steps, not {expected}"
+    elif value is None:
+        return "has no evaluation"
+    if not math.isfinite(value):
+        return f"final return is {value} (an evaluation episode's return was not finite)"
+    return None
+
+
 def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str, dict[str, float]] | None = None) -> ResultTable:
     envs = sorted({r.env for r in runs})
     algos = sorted({r.algo for r in runs})
@@ -180,23 +203,10 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
     factors: dict[tuple[str, str], int] = {}
     for run in sorted(runs, key=lambda r: (r.algo, r.env, r.seed)):
         cell = cells.setdefault((run.algo, run.env), Cell([], [], []))
-        if run.damage:
-            cell.excluded.append(f"seed {run.seed} damaged ({run.damage})")
-            continue
-        value = final_return(run, at_step)
-        if at_step is not None:
-            if value is None:
-                cell.excluded.append(f"seed {run.seed} has not reached step {at_step:,}")
-                continue
-        elif run.state != RunState.DONE:
-            cell.excluded.append(f"seed {run.seed} {run.state}")
-            continue
-        elif budgets[run.env] is None or run.total_steps != budgets[run.env] * run.budget_factor:
-            expected = "an unknown budget" if budgets[run.env] is None else f"{budgets[run.env] * run.budget_factor:,}"
-            cell.excluded.append(f"seed {run.seed} ran {run.total_steps:,} steps, not {expected}")
-            continue
-        elif value is None:
-            cell.excluded.append(f"seed {run.seed} has no evaluation")
+        value = final_return(run, at_step) if not run.damage else None
+        reason = exclusion(run, value, at_step, budgets[run.env])
+        if reason:
+            cell.excluded.append(f"seed {run.seed} {reason}")
             continue
         cell.values.append(value)
         cell.seeds.append(run.seed)
@@ -204,6 +214,8 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
         if run.budget_factor != 1:
             factors[(run.algo, run.env)] = run.budget_factor
 
+    for cell in cells.values():
+        schedule_note(cell)
     table = ResultTable(envs, algos, cells, budgets, at_step, {}, {}, "", budget_factors=factors)
     lo = {e: min((table.mean(a, e) for a in algos if math.isfinite(table.mean(a, e))), default=math.nan) for e in envs}
     hi = {e: max((table.mean(a, e) for a in algos if math.isfinite(table.mean(a, e))), default=math.nan) for e in envs}
@@ -218,6 +230,37 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
                 "else the table's own min/max; averaged over envs.")
     table.norm_min, table.norm_max, table.norm_note = lo, hi, note
     return table
+
+
+def schedule_note(cell: Cell) -> None:
+    """Flag a cell whose seeds were evaluated at different steps (another --eval-every per seed): their finals
+    compare alike (every run evaluates at its last step), but their curves need the common grid of
+    `common_grid`, which the flag names."""
+    schedules = {run.seed: tuple(int(s) for s in run.evals["env_step"]) for run in cell.runs}
+    if len(set(schedules.values())) > 1:
+        first = ", ".join(f"seed {seed} from step {steps[0]:,}" if steps else f"seed {seed} never"
+                          for seed, steps in sorted(schedules.items()))
+        cell.notes.append(f"seeds evaluated on different schedules ({first}); curves carry each seed's last evaluation "
+                          "forward onto the union of their steps")
+
+
+def common_grid(runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, returns [seeds, steps]): seeds evaluated on any schedules on one grid. The grid is the union of
+    the seeds' evaluation steps from the latest first evaluation to the earliest last one (the steps every
+    seed covers); a seed's value at a grid step is its latest evaluation at or before it (carried forward).
+    Seeds sharing one schedule get exactly their evaluations."""
+    frames = [run.evals.sort_values("env_step") for run in runs]
+    if not frames or any(f.empty for f in frames):
+        return np.array([], dtype=int), np.zeros((len(frames), 0))
+    start = max(int(f["env_step"].iloc[0]) for f in frames)
+    end = min(int(f["env_step"].iloc[-1]) for f in frames)
+    union = sorted({int(s) for f in frames for s in f["env_step"]})
+    steps = np.array([s for s in union if start <= s <= end], dtype=int)
+    values = np.empty((len(frames), len(steps)))
+    for i, f in enumerate(frames):
+        own = f["env_step"].to_numpy(dtype=np.int64)
+        values[i] = f["return_mean"].to_numpy(dtype=float)[np.searchsorted(own, steps, side="right") - 1]
+    return steps, values
 
 
 # -- reference data -----------------------------------------------------------------------------

@@ -149,7 +149,9 @@ def evaluate(entries: list[Entry], specs: dict[str, list], outcomes: dict[str, l
         finals = [float(o["final_return"]) for o in outs if o["status"] in FINISHED and o.get("final_return") is not None]
         row: dict[str, Any] = {"entry": entry, "finals": finals, "band": stored.get(entry.key)}
         bad = [o for o in outs if o["status"] not in FINISHED]
-        if bad:
+        bad += [{**o, "reason": f"final return {o['final_return']} is not finite"} for o in outs
+                if o["status"] in FINISHED and o.get("final_return") is not None and not math.isfinite(float(o["final_return"]))]
+        if bad:  # a collapsed seed (NaN return) is a failure, never missing evidence that lets the entry pass
             row.update(verdict="failed", reason="; ".join(f"seed {o['seed']}: {o.get('reason', o['status'])}" for o in bad))
         elif row["band"] is None:
             row.update(verdict="new", reason="no band; run with --update to record one")

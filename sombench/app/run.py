@@ -5,6 +5,7 @@ resuming interrupted ones. `prepare` validates the request and checks the store 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,8 @@ def summarise(plan: RunPlan, outcomes: list[dict[str, Any]]) -> RunSummary:
     from sombench.runs.store import Store
 
     specs = plan.specs
-    finals = [float(o["final_return"]) for o in outcomes
-              if o["status"] in FINISHED and o.get("final_return") is not None]
+    finals = [float(o["final_return"]) for o in outcomes  # a non-finite final is shown in its row, not averaged
+              if o["status"] in FINISHED and o.get("final_return") is not None and math.isfinite(float(o["final_return"]))]
     mean, half = mean_ci(finals) if finals else (None, None)
     rows = [{"seed": o["seed"], "status": o["status"], "reason": o.get("reason"), "steps": o.get("steps"),
              "final_return": o.get("final_return")} for o in outcomes]

@@ -23,11 +23,13 @@ def run_summary(summary) -> Table:
         table.add_column(col, justify="right" if col != "status" else "left")
     for row in summary.rows:
         table.add_row(str(row["seed"]), row["status"] + (f": {row['reason']}" if row.get("reason") else ""),
-                      str(row.get("steps") or "-"), fmt_return(row.get("final_return")))
+                      str(row.get("steps") or "-"), fmt_return(row.get("final_return"), missing_nan=False))
     if summary.finals:
         ci = f" ± {summary.ci95:.1f}" if summary.ci95 == summary.ci95 else ""
         table.add_section()
-        table.add_row("all", f"{len(summary.finals)} seed(s), mean ± 95% CI", "", f"{summary.mean:.1f}{ci}")
+        left_out = len([r for r in summary.rows if r.get("final_return") is not None]) - len(summary.finals)
+        note = f" ({left_out} non-finite left out)" if left_out > 0 else ""
+        table.add_row("all", f"{len(summary.finals)} seed(s), mean ± 95% CI{note}", "", f"{summary.mean:.1f}{ci}")
     return table
 
 

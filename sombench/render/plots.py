@@ -1,7 +1,8 @@
 """Figure 2: evaluation return against env steps, one panel per env plus a normalized panel.
 
-Each line is the mean over seeds at the evaluation steps every seed has reached, with a Student-t
-95% CI band. A curve averages exactly the runs that `sombench table` puts in the same cell (finished,
+Each line is the mean over seeds on their common grid (the union of their evaluation steps that every
+seed covers, each seed's last evaluation carried forward: seeds evaluated on different schedules share
+one curve), with a Student-t 95% CI band. A curve averages exactly the runs that `sombench table` puts in the same cell (finished,
 at the env's budget, not damaged), and the legend gives its seed count. The normalized panel min-max normalizes each seed's curve per env with the same
 min/max as the table (the algorithms' final means, or the reference file), pairs seeds by index
 across envs, averages over envs, and then takes mean and CI over seeds.
@@ -22,7 +23,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sombench.analysis.aggregate import ResultTable, Run  # noqa: E402
+from sombench.analysis.aggregate import ResultTable, Run, common_grid  # noqa: E402
 from sombench.analysis.stats import t_interval  # noqa: E402
 
 
@@ -35,14 +36,10 @@ def colours(names) -> dict[str, str]:
 
 
 def seed_matrix(runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:
-    """(steps common to all seeds, returns [seeds, steps])."""
-    common = None
-    for run in runs:
-        steps = set(run.evals["env_step"].astype(int))
-        common = steps if common is None else common & steps
-    steps = np.array(sorted(common or []))
-    values = np.array([run.evals.set_index("env_step").loc[steps, "return_mean"].to_numpy() for run in runs]) if len(steps) else np.zeros((len(runs), 0))
-    return steps, values
+    """(steps, returns [seeds, steps]) on the seeds' common grid (analysis.aggregate.common_grid: the union of
+    their evaluation steps, each seed's last evaluation carried forward), so seeds evaluated on different
+    schedules still draw one curve. A non-finite evaluation is a gap in the curve at its steps."""
+    return common_grid(runs)
 
 
 def mean_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -32,12 +32,16 @@ def compact(n: int | float | None) -> str:
     return str(n)
 
 
-def fmt_return(value: Any) -> str:
+def fmt_return(value: Any, missing_nan: bool = True) -> str:
+    """A return to one decimal; `-` for none. NaN is `-` too where it stands for "not evaluated yet" (the
+    progress bars, `missing_nan`), else `NaN`; infinities are `inf` / `-inf`."""
     try:
         value = float(value)
     except (TypeError, ValueError):
         return "-"
-    return "-" if math.isnan(value) else f"{value:.1f}"
+    if math.isnan(value):
+        return "-" if missing_nan else "NaN"
+    return f"{value:.1f}"
 
 
 def _duration(seconds: float) -> str:

@@ -32,7 +32,7 @@ def cell_text(table: ResultTable, algo: str, env: str, latex: bool = False) -> s
         text += f" {pm} {_num(cell.ci)}"
     if table.seeds_differ:
         text += f" (n={cell.n})"
-    if cell.excluded:
+    if cell.excluded or cell.notes:
         text += r"$^\dagger$" if latex else FLAG
     return text
 
@@ -71,6 +71,8 @@ def footnotes(table: ResultTable) -> list[str]:
     for (algo, env), cell in sorted(table.cells.items()):
         if cell.excluded:
             notes.append(f"{FLAG} {algo} on {env}: left out: {'; '.join(cell.excluded)}.")
+        if cell.notes:
+            notes.append(f"{FLAG} {algo} on {env}: {'; '.join(cell.notes)}.")
     return notes
 
 
@@ -125,7 +127,7 @@ def records(table: ResultTable) -> dict[str, Any]:
                 continue
             cells.append({"algo": algo, "env": env, "mean": clean(cell.mean) if cell.n else None,
                           "ci95": clean(cell.ci) if cell.n else None, "n": cell.n, "seeds": cell.seeds,
-                          "values": cell.values, "excluded": cell.excluded, "rank": ranks[env].get(i)})
+                          "values": cell.values, "excluded": cell.excluded, "notes": cell.notes, "rank": ranks[env].get(i)})
     normalized = {a: {"value": clean(table.normalized(a)[0]), "envs": table.normalized(a)[1], "rank": norm_ranks.get(i)}
                   for i, a in enumerate(table.algos)}
     return {"envs": table.envs, "algos": table.algos, "at_step": table.at_step, "budgets": table.budgets, "cells": cells,
@@ -145,7 +147,18 @@ def to_csv(table: ResultTable, source: str = "sombench") -> str:
 
 
 def to_json(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, indent=2, allow_nan=False)
+    """JSON text of `payload`, every non-finite number written as null (NaN and Infinity are not JSON)."""
+    return json.dumps(_finite(payload), indent=2, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _interval(lo_hi) -> str:

@@ -111,14 +111,13 @@ _EVENTS = None
 
 
 def _pool_worker(events) -> None:
-    """A pool worker's initializer: keep the event queue, ignore stop signals while idle (a terminal's
-    Ctrl-C reaches every process of its group; an idle worker has nothing to save and leaves when the
-    pool shuts down), and stop when the parent dies."""
+    """A pool worker's initializer: keep the event queue, ignore SIGINT while idle (a terminal's Ctrl-C
+    reaches every process of its group; an idle worker has nothing to save and leaves when the pool shuts
+    down; SIGTERM still ends it), and stop when the parent dies."""
     global _EVENTS
     _EVENTS = events
     _WATCHING.append(True)
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent()
 
 

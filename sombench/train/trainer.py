@@ -267,7 +267,7 @@ class Trainer:
 
     def save_state(self, state: str, **extra: Any) -> None:
         store.write_state(self.run, state=state, env_step=self.step, total_steps=self.spec.total_steps, episodes=self.episodes,
-                          last_return=None if math.isnan(self.last_return) else self.last_return, **extra)
+                          last_return=self.last_return if math.isfinite(self.last_return) else None, **extra)
 
     def checkpoint(self) -> None:
         self.check_finite()
