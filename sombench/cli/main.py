@@ -351,6 +351,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         code = 130
+    except ValueError as exc:  # a plug-in algorithm that clashes or cannot load (algorithms.RegistryError)
+        registry = sys.modules.get("algorithms")
+        if registry is None or not isinstance(exc, registry.RegistryError):
+            raise
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
     except typer.Exit as exc:
         code = exc.exit_code
     if code == 130:  # Typer turns Ctrl-C (KeyboardInterrupt) into exit code 130 before it reaches us
