@@ -286,3 +286,39 @@ def test_band_is_the_tables_student_t_interval_per_step():
         assert mean[column] - lo[column] == pytest.approx(half)
     one = plots.mean_band(values[:1])
     assert np.array_equal(one[0], one[1]) and np.array_equal(one[0], one[2])  # one seed: no band
+
+
+def test_fixed_references_are_the_random_score_and_the_papers_best_mean():
+    ref = aggregate.fixed_norm_ref()
+    paper = pd.read_csv(aggregate._data_path("paper_table1.csv"))
+    random = pd.read_csv(aggregate._data_path("random_scores.csv")).set_index("env")
+    assert ref["Hopper-v4"]["min"] == random.loc["Hopper-v4", "min"]
+    assert ref["Hopper-v4"]["max"] == paper[paper["env"] == "Hopper-v4"]["mean"].max()
+
+
+def _hopper_runs(algo: str, finals: list[float]) -> list:
+    return [aggregate.Run("Hopper-v4", algo, s, "done", 1000, pd.DataFrame({"env_step": [1000], "return_mean": [v]}))
+            for s, v in enumerate(finals)]
+
+
+def test_rliable_by_default_keeps_an_algorithms_interval_when_another_is_added():
+    """With the table's own min and max, adding a better algorithm rescales everyone; fixed references do not."""
+    ref = aggregate.read_norm_ref(aggregate.FIXED_REF)
+    two = _hopper_runs("a", [1000.0, 1500.0, 2000.0]) + _hopper_runs("b", [500.0, 700.0, 900.0])
+    three = two + _hopper_runs("c", [3000.0, 3200.0, 3400.0])
+    before = rliable_stats(aggregate.build_table(two, norm_ref=ref), reps=200)["per_algo"]["a"]
+    after = rliable_stats(aggregate.build_table(three, norm_ref=ref), reps=200)["per_algo"]["a"]
+    assert before["iqm"] == after["iqm"] and before["iqm_ci"] == after["iqm_ci"]
+    own_before = rliable_stats(aggregate.build_table(two), reps=200)["per_algo"]["a"]["iqm"]
+    own_after = rliable_stats(aggregate.build_table(three), reps=200)["per_algo"]["a"]["iqm"]
+    assert own_before != own_after  # the property the default protects against
+
+
+def test_table_stats_rliable_defaults_to_fixed_references(small_store):
+    from sombench.app.results import TableRequest, table
+
+    result = table(TableRequest(small_store, stats="rliable", fmt="json"))
+    assert "fixed references (the random-policy score as min, the paper's best Table 1 mean as max)" in result.table.norm_note
+    assert "The table's own min and/or max: E1, E2." in result.table.norm_note  # no fixed references for these envs
+    plain = table(TableRequest(small_store, fmt="json"))
+    assert "fixed references" not in plain.table.norm_note  # without rliable, the table's own min and max as before

@@ -191,7 +191,8 @@ def exclusion(run: Run, value: float | None, at_step: int | None, budget: int | 
     return None
 
 
-def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str, dict[str, float]] | None = None) -> ResultTable:
+def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str, dict[str, float]] | None = None,
+                ref_label: str = "the reference file") -> ResultTable:
     envs = sorted({r.env for r in runs})
     algos = sorted({r.algo for r in runs})
     budgets: dict[str, int | None] = {}
@@ -226,8 +227,11 @@ def build_table(runs: list[Run], at_step: int | None = None, norm_ref: dict[str,
                 lo[env] = ref["min"]
             if env in hi and math.isfinite(ref.get("max", math.nan)):
                 hi[env] = ref["max"]
-        note = ("Normalized: per-env (mean - min) / (max - min) with min/max from the reference file where it gives them, "
+        own = [e for e in envs if e not in norm_ref or not all(math.isfinite(norm_ref[e].get(k, math.nan)) for k in ("min", "max"))]
+        note = (f"Normalized: per-env (mean - min) / (max - min) with min/max from {ref_label} where it gives them, "
                 "else the table's own min/max; averaged over envs.")
+        if own:
+            note += f" The table's own min and/or max: {', '.join(own)}."
     table.norm_min, table.norm_max, table.norm_note = lo, hi, note
     return table
 
@@ -268,9 +272,26 @@ def _data_path(name: str) -> Path:
     return Path(str(resources.files("sombench") / "data" / name))
 
 
+FIXED_REF = "fixed"
+"""`--norm-ref fixed`: min = the random-policy score, max = the best mean of the paper's Table 1 (per env)."""
+
+
+def fixed_norm_ref() -> dict[str, dict[str, float]]:
+    """References that no table changes: per paper task, min = the shipped random-policy score
+    (random_scores.csv) and max = the best final mean any algorithm reaches in the paper's Table 1. So an
+    algorithm's normalized score, and rliable's intervals, stay put when another algorithm is added."""
+    out = read_norm_ref("random")
+    best = paper_table()[0].groupby("env")["mean"].max()
+    for env, value in best.items():
+        out.setdefault(env, {"min": math.nan, "max": math.nan})["max"] = float(value)
+    return out
+
+
 def read_norm_ref(spec: str) -> dict[str, dict[str, float]]:
-    """`random` (the shipped random-policy scores) or a CSV with columns env, min, max (either may be blank).
-    InvalidValue (field `norm_ref`) when it cannot be read or lacks those columns."""
+    """`random` (the shipped random-policy scores), `fixed` (`fixed_norm_ref`) or a CSV with columns env, min,
+    max (either may be blank). InvalidValue (field `norm_ref`) when it cannot be read or lacks those columns."""
+    if spec == FIXED_REF:
+        return fixed_norm_ref()
     path = _data_path("random_scores.csv") if spec == "random" else Path(spec)
     try:
         frame = pd.read_csv(path)

@@ -42,7 +42,10 @@ class TableRequest:
     paper: bool = False
     """Also the paper's Table 1 for the same cells."""
     norm_ref: str | None = None
-    """A CSV of per-env min/max for Normalized, or `random` for the shipped random-policy scores."""
+    """A CSV of per-env min/max for Normalized, `random` for the shipped random-policy scores, or `fixed`
+    (random-policy min, the paper's best Table 1 mean as max). None: the table's own min/max, except with
+    `stats` rliable, which takes `fixed` (the table's own min and max would move every algorithm's interval
+    whenever one is added)."""
     at_step: str | int | None = None
     stats: str | None = None
     """`rliable`: IQM, optimality gap and probability of improvement with bootstrap CIs."""
@@ -71,9 +74,12 @@ def table(req: TableRequest) -> TableResult:
     if req.stats and req.fmt not in ("rich", "md", "json"):
         raise InvalidValue("stats", "rliable prints with the rich, md or json format")
     step = common.parse_count(req.at_step, "at_step")
-    ref = aggregate.read_norm_ref(req.norm_ref) if req.norm_ref else None
+    norm_ref = req.norm_ref or (aggregate.FIXED_REF if req.stats == "rliable" else None)
+    ref = aggregate.read_norm_ref(norm_ref) if norm_ref else None
     runs = aggregate.load_runs(req.results, common.split_names(req.envs), common.split_names(req.algos))
-    result = aggregate.build_table(runs, at_step=step, norm_ref=ref)
+    label = ("fixed references (the random-policy score as min, the paper's best Table 1 mean as max)"
+             if norm_ref == aggregate.FIXED_REF else "the reference file")
+    result = aggregate.build_table(runs, at_step=step, norm_ref=ref, ref_label=label)
     paper = aggregate.paper_cells_for(result) if req.paper else None
     rl = None
     if req.stats:
@@ -125,7 +131,8 @@ def plot(req: PlotRequest) -> Path:
 
     out = req.out or req.results / (f"by_{req.by}.png" if req.by else "figure2.png")
     check_output_file(out)
-    ref = aggregate.read_norm_ref(req.norm_ref) if req.norm_ref else None
+    norm_ref = req.norm_ref or (aggregate.FIXED_REF if req.stats == "rliable" else None)
+    ref = aggregate.read_norm_ref(norm_ref) if norm_ref else None
     envs, algos = common.split_names(req.envs), common.split_names(req.algos)
     try:
         if req.by:

@@ -89,4 +89,4 @@ LogEvery = Annotated[int, typer.Option("--log-every", help="Env steps per train.
 # -- reading results -----------------------------------------------------------------------------
 Envs = Annotated[list[str], typer.Option("--envs", metavar=NAMES, help="Only these envs (repeatable or comma-separated).")]
 Algos = Annotated[list[str], typer.Option("--algos", metavar=NAMES, help="Only these algorithms, or exact variants such as som@score_scale=10 (repeatable or comma-separated).")]
-NormRef = Annotated[Optional[str], typer.Option("--norm-ref", metavar="FILE|random", help="CSV of per-env min/max for Normalized, or `random` for the shipped random-policy scores.")]
+NormRef = Annotated[Optional[str], typer.Option("--norm-ref", metavar="FILE|random|fixed", help="CSV of per-env min/max for Normalized, `random` (random-policy min), or `fixed` (random-policy min, the paper's best Table 1 mean as max; the default with --stats rliable).")]
