@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo lint test test-all test-fast regress gpu-check clean
+.PHONY: install demo lint test test-all test-fast mutation-check regress gpu-check clean
 
 install: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	# request would pull a multi-GB CUDA build. Users with a GPU may install a CUDA torch instead.
 	$(BIN)/pip install --quiet torch==2.13.0
 	# the optional launchers too, so the tests run a real Ray instance and submitit's local executor
-	$(BIN)/pip install --quiet -e '.[test,ray,slurm]'
+	$(BIN)/pip install --quiet -e '.[test,ray,slurm,video]'
 	touch $(STAMP)
 
 # A small real benchmark: SAC on Pendulum-v1, 2 seeds in parallel, into results/ (a few minutes),
@@ -41,6 +41,12 @@ test-all: install lint
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not full"
+
+# Named semantic faults (the max instead of the min over the target critics, a dropped terminal mask, a
+# removed gradient clip, ...) applied one at a time to a scratch copy of the tree; each must make the fast tests
+# fail. Exit 1 on a survivor or on a mutation whose code snippet no longer exists (scripts/mutation_check.py).
+mutation-check: install
+	$(BIN)/python scripts/mutation_check.py --markdown docs/mutation-check.md
 
 # Small-budget runs of every algorithm against the bands in sombench/data/regress/bands.json (~10 min, 2 cores).
 regress: install

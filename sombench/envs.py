@@ -78,14 +78,14 @@ def ensure_registered(env_id: str) -> None:
             return
 
 
-def make_env(env_id: str) -> gym.Env:
-    """A fresh instance of `env_id` (not yet reset).
+def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
+    """A fresh instance of `env_id` (not yet reset); `render_mode` as Gymnasium's (`rgb_array` for videos).
 
     An env registered without a time limit gets one of 1,000 steps (the MuJoCo convention), so an
     evaluation episode always ends; its truncation is bootstrapped through like any other.
     """
     ensure_registered(env_id)
-    env = gym.make(env_id)
+    env = gym.make(env_id, render_mode=render_mode) if render_mode else gym.make(env_id)
     if env.spec is None or env.spec.max_episode_steps is None:
         env = gym.wrappers.TimeLimit(env, DEFAULT_EPISODE_LIMIT)
     return env

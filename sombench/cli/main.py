@@ -87,6 +87,20 @@ def run(algo: o.Algo, env: o.Env, seeds: o.Seeds = 1, seed_start: o.SeedStart = 
 
 
 # -- reading results ----------------------------------------------------------------------------
+@app.command(epilog="Example: sombench evaluate results/Pendulum-v1/sac/seed_0 --episodes 5 --video videos")
+def evaluate(run: Annotated[Path, typer.Argument(help="A run folder: results/ENV/ALGO[@VARIANT]/seed_N.", show_default=False)],
+             episodes: Annotated[int, typer.Option("--episodes", help="Episodes to run.")] = 10,
+             deterministic: Annotated[bool, typer.Option("--deterministic/--stochastic", help="The evaluation policy (as the run's evaluations) or the exploring one.")] = True,
+             video: Annotated[Optional[Path], typer.Option("--video", metavar="DIR", help="Record one MP4 per episode into DIR (needs the [video] extra; MuJoCo needs EGL or OSMesa).")] = None,
+             seed: Annotated[Optional[int], typer.Option("--seed", help="Episode seed; default the run's own, which repeats the run's evaluation at the checkpoint.")] = None,
+             device: o.Device = "auto") -> None:
+    """Load a run's checkpoint (done, interrupted or failed) and run its policy: returns with a 95% CI, videos."""
+    from sombench.app import evaluate as use_case
+    from sombench.render import commands as show
+
+    console.print(show.evaluation(use_case.evaluate(use_case.EvaluateRequest(run, episodes, deterministic, video, seed, device))))
+
+
 @app.command(epilog="Example: sombench status --results results --format json")
 def status(results: o.Results = Path("results"), fmt: Annotated[o.StatusFormat, typer.Option("--format", help="Output format.")] = o.StatusFormat.rich) -> None:
     """List every run in a results store: progress, state and last evaluation return."""

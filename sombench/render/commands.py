@@ -187,3 +187,20 @@ def latency(result, fmt: str) -> list[Printable]:
     if fmt == "md":
         return [lat.to_markdown(result.report, result.comparison, extra)]
     return [lat.to_rich(result.report, result.comparison, extra), f"wrote {result.csv_path}"]
+
+
+# -- evaluate -------------------------------------------------------------------------------------
+def evaluation(result) -> Table:
+    """`sombench evaluate`'s table: one row per episode (return, length), then mean ± 95% CI and the videos."""
+    r = result.replay
+    mode = "deterministic" if result.deterministic else "stochastic"
+    table = Table(title=f"{r.algo} on {r.env}, checkpoint at step {r.step:,} (run {r.state}), {mode}, seed {r.seed}")
+    for col in ("episode", "return", "length", "video"):
+        table.add_column(col, justify="left" if col == "video" else "right")
+    videos = {i: v for i, v in enumerate(r.videos)}
+    for i, (ret, length) in enumerate(zip(r.returns, r.lengths)):
+        table.add_row(str(i), fmt_return(ret, missing_nan=False), str(length), str(videos[i]) if i in videos else "")
+    table.add_section()
+    ci = f" ± {result.ci95:.1f}" if result.ci95 == result.ci95 else ""
+    table.add_row("all", f"{result.mean:.1f}{ci}", "", f"mean ± 95% CI over {len(r.returns)} episode(s)")
+    return table

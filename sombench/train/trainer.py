@@ -88,22 +88,27 @@ def private_rng(seed: int):
         random.setstate(python_state)
 
 
-def evaluate(algo, env, scaler: ActionScaler, episodes: int, seed: int, env_step: int) -> np.ndarray:
+def evaluate(algo, env, scaler: ActionScaler, episodes: int, seed: int, env_step: int, deterministic: bool = True,
+             lengths: list[int] | None = None) -> np.ndarray:
     """Undiscounted returns (shape (episodes,)) of `episodes` episodes in the algorithm's evaluation mode.
 
     Episode `ep` resets the env with evaluation_seed(seed, env_step, ep), and the policy draws any noise
     from `private_rng` seeded by evaluation_seed(seed, env_step, episodes) (an index no episode uses): the evaluation at a step is the same
-    whatever the evaluation schedule, and training never sees that an evaluation ran."""
+    whatever the evaluation schedule, and training never sees that an evaluation ran. `deterministic` False
+    evaluates the exploring policy instead; `lengths`, if given, receives each episode's length in env steps."""
     returns = np.zeros(episodes)
     with private_rng(evaluation_seed(seed, env_step, episodes)):
         for ep in range(episodes):
             obs, _ = env.reset(seed=evaluation_seed(seed, env_step, ep))
-            done = False
+            done, steps = False, 0
             while not done:
-                action = algo.act(flat(obs), deterministic=True)
+                action = algo.act(flat(obs), deterministic=deterministic)
                 obs, reward, terminated, truncated, _ = env.step(scaler.to_env(action))
                 returns[ep] += float(reward)
+                steps += 1
                 done = terminated or truncated
+            if lengths is not None:
+                lengths.append(steps)
     return returns
 
 
