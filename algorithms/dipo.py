@@ -7,13 +7,13 @@ a T = 100 step DDPM, is fitted to the improved actions by plain behaviour clonin
 
 Per update (the order of the reference code, `BellmanTimeHut/DIPO`, agent/DiPo.py):
   1. critic:  batch B from the buffer; a' ~ pi_targ(.|s') (the target actor's stochastic reverse process);
-              y = r_scaled + gamma (1 - d) min_i Q_targ_i(s', a');  J_Q = sum_i E[0.5 (Q_i - y)^2];
-              gradient norm clipped to 2.0.
+              y = r_scaled + gamma (1 - d) min_i Q_targ_i(s', a');  J_Q = sum_i E[(Q_i - y)^2] (the
+              reference's sum of the two MSEs, `critic_loss_weight`); gradient norm clipped to 2.0.
   2. action gradient (with the updated critic): an independent batch B' of (s, a) from the buffer's
               policy-action column; `action_gradient_steps` (Table 3: 30) Adam steps (lr 0.03, fresh
               optimizer state per batch) on -sum_b min(Q1, Q2)(s_b, a_b), the gradient's norm clipped to
               0.1 dim(A) before each step, a clamped to [-1, 1] after each; the improved actions are
-              written back into the rows of B' they came from.
+              written back into the rows of B' they came from (`write_back`, below).
   3. actor:   L = E[(eps_theta(s, x_i, i) - eps)^2] on the improved (s, a) (behaviour cloning),
               gradient norm clipped to 2.0.
   4. targets: Polyak with rate tau on the critic and the target actor, every update.
@@ -21,11 +21,16 @@ Acting: one sample of the reverse process (no best-of-N, no added noise). Evalua
 fresh a_T noise but without the per-step posterior noise (reference: noise_ratio 0 when evaluating).
 
 Table 3 column: Mish, lr 3e-4 (actor and critic), 100 diffusion steps, 30 action gradient steps, one
-particle, warm-up 3e4, batch 256, tau 0.005, reward scale 0.2. Table 2: T_d = 100, N = 1.
+particle, warm-up 3e4, batch 256, tau 0.005, reward scale 0.2. Table 2: T_d = 100, N = 1. Networks as the
+reference builds them (agent/model.py, agent/helpers.py): truncated-normal weights, zero biases, Adam eps
+1e-5, the step embedding's unscaled sinusoid and 256-wide time MLP.
 
-Known bug in the reference: `DiffusionMemory.replace` does `np.copyto(self.best_actions[idxs], ...)`;
-fancy indexing returns a copy, so the improved actions are never written back there and every
-batch restarts from the executed actions. We implement the write-back the paper describes.
+The write-back: in the original code `DiffusionMemory.replace` does `np.copyto(self.best_actions[idxs],
+...)`; fancy indexing returns a copy, so nothing is written back and every ascent starts from the executed
+action. relax's port (mahaitongdae/diffusion_policy_online_rl, relax/algorithm/dipo.py, with the 30 steps
+of Table 3) writes back, as the DIPO paper describes, so a row sampled again continues its ascent. We write
+back by default; `write_back=false` reproduces the original code (docs/baselines-vs-reference.md has the
+evidence and the measured drift of the written-back actions).
 """
 
 from __future__ import annotations
@@ -41,14 +46,15 @@ from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.buffer import Batch, PolicyActionReplayBuffer
 from algorithms.common.config import Boolean, NonNegative, OffPolicyConfig, OneOf, OptionalOf, Positive, param
-from algorithms.common.critics import TwinCritic, twin_critic_loss
+from algorithms.common.critics import TwinCritic, td_target
 from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig, DiffusionGenerator
 from algorithms.common.targets import polyak_update
-from algorithms.common.diffusion_losses import clip_gradients, weighted_ddpm_loss
+from algorithms.common.diffusion_losses import DiffusionQLNetsConfig, clip_gradients, twin_mse_loss, weighted_ddpm_loss
+from algorithms.common.nets import truncated_normal_init_
 
 
 @dataclasses.dataclass
-class DIPOConfig(DiffusionConfig, OffPolicyConfig):
+class DIPOConfig(DiffusionQLNetsConfig, DiffusionConfig, OffPolicyConfig):
     activation: str = "mish"
     """Table 3: Mish."""
     diffusion_steps: int = 100
@@ -75,6 +81,14 @@ class DIPOConfig(DiffusionConfig, OffPolicyConfig):
     policy reads, so the critic keeps learning Q of the actions the environment received (the reference
     keeps a DiffusionMemory beside its ReplayMemory). False: overwrite the executed action itself (then
     the critic's Bellman targets pair improved actions with the executed actions' rewards)."""
+    write_back: bool = param(True, Boolean())
+    """Whether the improved actions are written back into the rows they came from, so that a row sampled
+    again continues its ascent from where the last one stopped. True: relax's DIPO
+    (mahaitongdae/diffusion_policy_online_rl, relax/algorithm/dipo.py `diffusion_buffer.replace`, the port
+    whose 30 action-gradient steps Table 3 gives; the original's default is 20) and the DIPO paper's
+    description. False: the original code's behaviour (BellmanTimeHut/DIPO, agent/replay_memory.py
+    `np.copyto(self.best_actions[idxs], ...)` writes into a temporary copy), so every ascent starts from the
+    executed action. Chosen: True, the code whose settings Table 3 reports (docs/baselines-vs-reference.md)."""
     target_actor: bool = param(True, Boolean())
     """Critic target's next action from a Polyak-averaged copy of the actor (reference: actor_target,
     tau, every update). False: from the current actor."""
@@ -110,11 +124,14 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
         self.policy_column = PolicyActionReplayBuffer.COLUMN if cfg.separate_policy_actions else "action"
         self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device)
         self.actor = DiffusionActor(obs_dim, act_dim, cfg).to(self.device)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        if cfg.init == "truncated_normal":
+            truncated_normal_init_(self.actor)
+            truncated_normal_init_(self.critic)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
-        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device, eps=cfg.adam_eps)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device, eps=cfg.adam_eps)
 
     # -- the policy ------------------------------------------------------------------------------
 
@@ -175,7 +192,8 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
         idx = self.buffer.sample_indices(self.config.batch_size)
         policy_batch = self.buffer.gather(idx, self.policy_column)
         metrics, improved = self.update_with(batch, policy_batch.obs, policy_batch.action)
-        self.buffer.write_actions(idx, improved, self.policy_column)
+        if self.config.write_back:
+            self.buffer.write_actions(idx, improved, self.policy_column)
         return metrics
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -192,9 +210,9 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
             next_actor = self.actor_target if cfg.target_actor else self.actor
             next_action = next_actor.sample(batch.next_obs, self.schedule, cfg.prior_std).clamp(-1.0, 1.0)
             next_q = self.critic_target.min_q(batch.next_obs, next_action)
-            target = cfg.reward_scale * batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q
+            target = td_target(batch.reward, next_q, batch.terminated, cfg.gamma, cfg.reward_scale)
         q = self.critic(batch.obs, batch.action)
-        critic_loss = twin_critic_loss(q, target)
+        critic_loss = twin_mse_loss(q, target, cfg.critic_loss_weight)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         clip_gradients(self.critic, cfg.grad_clip)

@@ -30,7 +30,11 @@ the batch's next states, so no second best-of-N pass is needed.
 
 Table 3 column: 3x256 Mish, actor and critic lr 3e-4, alpha lr 7e-3, alpha delay 250, noise scale 0.1,
 target entropy -0.9 dim(A), 20 diffusion steps, N = 32, warm-up 3e4, batch 256, tau 0.005, reward
-scale 0.2. What neither paper fixes is a config field below, with its source.
+scale 0.2. What neither paper fixes is a config field, with its source; from the reference, as SDAC's:
+the actor's rate decays linearly from 3e-4 to 3e-5 between its 25,000th and 75,000th step, the betas
+are 0.8 * linspace(1e-4, 0.999, 20) and the reverse process starts from 0.5 N(0, I)
+(algorithms/common/diffusion_losses.py: BestOfNDiffusionConfig, RelaxDiffusionConfig;
+docs/baselines-vs-reference.md).
 """
 
 from __future__ import annotations
@@ -44,11 +48,11 @@ from algorithms.common.base import OffPolicyAlgorithm
 from algorithms.common.buffer import Batch
 from algorithms.common.config import Fraction, Positive, param
 from algorithms.common.diffusion_losses import (BestOfNDiffusion, BestOfNDiffusionConfig, NoiseTemperature, NoiseTemperatureConfig,
-                                                predict_noise, random_steps, weighted_noise_loss)
+                                                RelaxDiffusionConfig, predict_noise, random_steps, weighted_noise_loss)
 
 
 @dataclasses.dataclass
-class DPMDConfig(NoiseTemperatureConfig, BestOfNDiffusionConfig):
+class DPMDConfig(RelaxDiffusionConfig, NoiseTemperatureConfig, BestOfNDiffusionConfig):
     weight_clip: float = param(3.0, Positive())
     """The normalised Q is clipped to [-c, c] before exponentiation (the reference's `clip(-3., 3.)`)."""
     q_stats_rate: float = param(0.001, Fraction(open_low=True))
@@ -106,7 +110,10 @@ class DPMD(NoiseTemperature, BestOfNDiffusion):
         cfg = self.config
         k = self.updates
         self.updates += 1  # the delays are decided here, outside the compiled step (a counter would recompile it)
-        return self.update_step(batch, policy_step=k % cfg.policy_delay == 0, alpha_step=k % cfg.alpha_delay == 0,
+        policy_step = k % cfg.policy_delay == 0
+        if policy_step:
+            self.schedule_actor_lr(k // cfg.policy_delay)  # the schedule counts actor steps, as optax's does
+        return self.update_step(batch, policy_step=policy_step, alpha_step=k % cfg.alpha_delay == 0,
                                 target_step=k % cfg.target_delay == 0)
 
     def update_step(self, batch: Batch, policy_step: bool, alpha_step: bool, target_step: bool) -> dict[str, torch.Tensor]:

@@ -40,7 +40,7 @@ from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.buffer import Batch
 from algorithms.common.config import BestOfNConfig, Fraction, NonNegative, OffPolicyConfig, OneOf, param
-from algorithms.common.critics import TwinCritic, twin_critic_loss
+from algorithms.common.critics import TwinCritic, td_target, twin_critic_loss
 from algorithms.common.meanflow import MeanFlowActor, MeanFlowPolicy, adaptive_weighted_loss, meanflow_target, sample_times
 from algorithms.common.targets import polyak_update
 
@@ -126,7 +126,7 @@ class MFP(MeanFlowPolicy, OffPolicyAlgorithm):
             both = self.best_of_n(torch.cat([batch.obs, batch.next_obs]), cfg.num_particles)
             a_star, next_action = both[:b], both[b:]
             next_q = self.critic_target.min_q(batch.next_obs, next_action)
-            target = cfg.reward_scale * batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q
+            target = td_target(batch.reward, next_q, batch.terminated, cfg.gamma, cfg.reward_scale)
 
         # 2. critic
         q = self.critic(batch.obs, batch.action)

@@ -22,6 +22,15 @@ stop, is that of OpenAI Spinning Up's PPO, whose defaults 4,000 / 80 / 80 / 0.01
 Table 4 and Table 3: 3 x 512 GELU, actor lr 1e-4, critic lr 1e-3, gamma 0.995, GAE lambda 0.95, clip
 0.2, target KL 0.01, reward scale 1.
 
+No observation or reward normalisation, on purpose: the networks see raw observations and the returns are
+built from raw rewards (times Table 3's scale 1). Spinning Up's PPO (openai/spinningup,
+spinup/algos/pytorch/ppo/ppo.py), whose update loop and defaults (4,000-step epochs, 80 + 80 full-batch
+steps, KL stop at 1.5 x 0.01, value lr 1e-3) Table 4 reproduces, normalises nothing; CleanRL's
+(vwxyzjn/cleanrl, cleanrl/ppo_continuous_action.py) wraps the env in NormalizeObservation and
+NormalizeReward with clips at 10, but its loop (2,048-step rollouts, 32 minibatches, 10 epochs, no KL
+stop, one Adam with gradient clip 0.5) is not Table 4's. The SOM paper says nothing of normalisation
+(docs/baselines-vs-reference.md, item 6).
+
 Actions: the env receives actions clipped to [-1, 1]. `explore` returns `Choice(clipped sample, unclipped
 sample)`, and `observe` stores the unclipped sample it gets back in that Choice's record, whose
 log-probability the ratio uses (as Spinning Up and CleanRL do: the clip is part of the environment). A

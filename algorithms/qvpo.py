@@ -6,11 +6,12 @@ their advantage over the sampled mean, and fit the DDPM to the weighted actions.
 weighted term on uniform random actions keeps the policy's entropy up (the paper's "entropy
 regularisation" of a diffusion policy, whose density it cannot evaluate).
 
-Per update (the order of the reference code, `mahaitongdae/qvpo`, agent/qvpo.py, QVPOv2):
-  1. critic:  a' = best of `target_particles` (4) policy samples at s' by min Q_targ;
-              y = r_scaled + gamma (1 - d) min_i Q_targ_i(s', a');  J_Q = sum_i E[0.5 (Q_i - y)^2];
-              gradient norm clipped to 2.0.
-  2. actor (after the critic's step, as the reference code orders it):
+Per update (the order of the authors' code, `wadx2019/qvpo`, agent/qvpo.py `QVPO.train` with main.py's
+`--weighted --aug` of its README):
+  1. critic:  a' = best of `target_particles` (4) samples of the Polyak target actor at s' by min Q_targ;
+              y = r_scaled + gamma (1 - d) min_i Q_targ_i(s', a');  J_Q = sum_i E[(Q_i - y)^2]
+              (`F.mse_loss(q1, y) + F.mse_loss(q2, y)`); gradient norm clipped to 2.0.
+  2. actor (after the critic's step, as the reference code orders it), on a fresh batch of states:
               a_1..a_64 ~ pi(.|s) (the full stochastic reverse process, clipped to [-1, 1]);
               q_j = min(Q1, Q2)(s, a_j),  V(s) = mean_j q_j;
               keep the `train_chosen` (1) samples with the highest q; weight w = max(q - V(s), 0);
@@ -18,9 +19,13 @@ Per update (the order of the reference code, `mahaitongdae/qvpo`, agent/qvpo.py,
               L = mean over the M rows and d dims of  w_m (eps_theta(s_m, x_i, i) - eps)^2,
                   x_i = sqrt(abar_i) a_m + sqrt(1 - abar_i) eps,  i ~ U{0..T-1},  eps ~ N(0, I);
               gradient norm clipped to 2.0.
-  3. targets: Polyak on the critic with rate tau (no target actor: QVPOv2's default).
-The entropy weight w_ent decays linearly in env steps from 0.02 to 0.002 (reference main.py:
-max(0.002, 0.02 (1 - env_step / total_steps))), with env_step = warmup_steps + updates so far.
+  3. targets: Polyak on the critic and the target actor with rate tau, every update.
+The entropy weight w_ent decays linearly in env steps from 0.02 to 0.002 over the run's length (reference
+main.py: max(0.002, 0.02 (1 - env_step / num_steps))), with env_step = warmup_steps + updates so far and the
+run's length the harness gives (`run_steps`, the run's --steps; `default_run_steps` 5e6 outside a run).
+Networks as the reference builds them (agent/model.py, agent/helpers.py): truncated-normal weights, zero
+biases, Adam eps 1e-5, the step embedding's unscaled sinusoid and 256-wide time MLP. Each of these is a
+config field; docs/baselines-vs-reference.md has the sources.
 
 Acting: best of `num_particles` (4) samples by min(Q1, Q2); evaluation: best of `eval_particles` (32),
 still with the reverse process's per-step noise (the reference's `deterministic` flag is off).
@@ -40,11 +45,12 @@ from algorithms import register
 from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.best_of_n import BestOfNActing, best_of_n, repeat_states
 from algorithms.common.buffer import Batch
-from algorithms.common.config import (BestOfNConfig, ConfigError, Interval, NonNegative, OffPolicyConfig, OptionalOf, Positive,
-                                      param)
-from algorithms.common.critics import TwinCritic, twin_critic_loss
+from algorithms.common.config import (BestOfNConfig, Boolean, ConfigError, Interval, NonNegative, OffPolicyConfig, OptionalOf,
+                                      Positive, param)
+from algorithms.common.critics import TwinCritic, td_target
 from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig, DiffusionGenerator
-from algorithms.common.diffusion_losses import clip_gradients, weighted_ddpm_loss
+from algorithms.common.diffusion_losses import DiffusionQLNetsConfig, clip_gradients, twin_mse_loss, weighted_ddpm_loss
+from algorithms.common.nets import truncated_normal_init_
 from algorithms.common.targets import polyak_update
 
 
@@ -56,13 +62,13 @@ def qvpo_weights(q: torch.Tensor, chosen: int) -> tuple[torch.Tensor, torch.Tens
     return idx, (top - v).clamp_min(0.0)
 
 
-def entropy_weight(step: int, start: float, end: float, decay_steps: int) -> float:
+def entropy_weight(step: int, start: float, end: float, decay_steps: int | float) -> float:
     """The reference code's linear decay in env steps: min(start, max(end, start (1 - step / decay_steps)))."""
     return min(start, max(end, start * (1.0 - step / decay_steps)))
 
 
 @dataclasses.dataclass
-class QVPOConfig(BestOfNConfig, DiffusionConfig, OffPolicyConfig):
+class QVPOConfig(DiffusionQLNetsConfig, BestOfNConfig, DiffusionConfig, OffPolicyConfig):
     activation: str = "mish"
     """Table 3: Mish (actor, step embedding and critic)."""
     beta_schedule: str = "cosine"
@@ -81,16 +87,31 @@ class QVPOConfig(BestOfNConfig, DiffusionConfig, OffPolicyConfig):
     """How many of those samples per state enter the loss: the `train_chosen` highest by Q (reference
     `--chosen 1`: only the best, weighted by its advantage over the mean of all 64)."""
     target_particles: int = param(4, Positive(int))
-    """Next action in the critic target: best of this many samples of the current policy, selected by the
-    target critic (reference `--target_sample 4`, no target actor)."""
+    """Next action in the critic target: best of this many policy samples, selected by the target critic
+    (reference `--target_sample 4`)."""
+    target_actor: bool = param(True, Boolean())
+    """Whether the critic target's samples come from a Polyak-averaged copy of the actor (rate tau, every
+    update). True: the authors' code (wadx2019/qvpo, agent/qvpo.py: `self.actor_target(next_states, ...,
+    q_func=self.critic_target)`, `update_actor_target_every` 1). False: the current actor, as
+    mahaitongdae/qvpo's `QVPOv2` does unless `--use_action_target` (a fork) and relax's QVPO port
+    (relax/algorithm/qvpo.py) does. Chosen: the authors' code. Acting uses the current actor either way."""
+    fresh_actor_batch: bool = param(True, Boolean())
+    """Whether the actor's loss draws its own batch of states from the buffer. True: the reference's
+    `action_aug` samples `self.memory.sample(batch_size)` anew (agent/qvpo.py); False: the critic's batch
+    (used before)."""
+    default_run_steps: int = param(5_000_000, Positive(int))
+    """The run's length when the algorithm is used outside a run (latency, unit tests: `run_steps` unset); in a
+    run the harness gives the run's own --steps, over which the reference decays (main.py's `num_steps`).
+    5e6 is the SOM paper's budget on six of its nine tasks."""
     entropy_weight: float = param(0.02, NonNegative())
     """Initial weight of the uniform-action entropy term, as a multiple of the chosen sample's weight
     (reference `--entropy_alpha 0.02`). 0 turns the entropy term off."""
     entropy_weight_min: float = param(0.002, NonNegative())
     """The entropy weight decays linearly to this floor (reference main.py: 0.002)."""
-    entropy_decay_steps: int = param(1_000_000, Positive(int))
-    """Env steps over which the entropy weight decays from entropy_weight to the floor. The reference
-    decays over its run's length (`--num_steps`, 1e6); the benchmark's MuJoCo runs are 1e6 steps."""
+    entropy_decay_steps: Optional[int] = param(None, OptionalOf(Positive(int)))
+    """Env steps over which the entropy weight decays from entropy_weight to the floor. None = the run's length
+    (`run_steps`), as the reference (main.py: `steps / num_steps`). A number fixes it (1e6 was the default before,
+    which on a 5e6-step run reached the floor at a fifth of the run; relax's port decays over 2e5 updates)."""
     entropy_samples: int = param(10, NonNegative(int))
     """Uniform random actions in [-1, 1]^d per chosen sample in the entropy term (reference: 10)."""
     grad_clip: Optional[float] = param(2.0, OptionalOf(Positive()))
@@ -123,9 +144,14 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device)
         self.actor = DiffusionActor(obs_dim, act_dim, cfg).to(self.device)
         self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        if cfg.init == "truncated_normal":
+            truncated_normal_init_(self.actor)
+            truncated_normal_init_(self.critic)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
-        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
+        if cfg.target_actor:
+            self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device, eps=cfg.adam_eps)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device, eps=cfg.adam_eps)
         self.updates = 0
 
     @property
@@ -137,7 +163,14 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
 
     def current_entropy_weight(self) -> float:
         cfg = self.config
-        return entropy_weight(cfg.warmup_steps + self.updates, cfg.entropy_weight, cfg.entropy_weight_min, cfg.entropy_decay_steps)
+        run_steps = self.run_steps or cfg.default_run_steps
+        decay_steps = run_steps if cfg.entropy_decay_steps is None else cfg.entropy_decay_steps
+        return entropy_weight(cfg.warmup_steps + self.updates, cfg.entropy_weight, cfg.entropy_weight_min, decay_steps)
+
+    def target_samples(self, obs: torch.Tensor) -> torch.Tensor:
+        """Policy samples for the critic target's best-of-N: the target actor's (`target_actor`) or the current's."""
+        actor = getattr(self, "actor_target", None) or self.actor
+        return actor.sample(obs, self.schedule, self.config.prior_std).clamp(-1.0, 1.0)
 
     # -- one update ------------------------------------------------------------------------------
     def policy_loss(self, obs: torch.Tensor, ent_weight: torch.Tensor | float, with_entropy: bool | None = None
@@ -167,36 +200,47 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
 
     compiled_methods = ("act_step", "update_step")
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """The critic's batch, then (`fresh_actor_batch`) the states of an independent batch for the actor."""
+        cfg = self.config
+        batch = self.buffer.sample(cfg.batch_size)
+        policy_obs = self.buffer.storage["obs"][self.buffer.sample_indices(cfg.batch_size)] if cfg.fresh_actor_batch else None
+        return self.update(batch, policy_obs)
+
+    def update(self, batch: Batch, policy_obs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One update; the actor's loss at states `policy_obs` (default: the batch's)."""
         ent_weight = self.current_entropy_weight()
         self.updates += 1  # the decaying weight is computed here and passed as a tensor, so the compiled step
         # sees one graph (a Python float that changes every update would recompile it)
-        return self.update_step(batch, torch.tensor(ent_weight, device=self.device), with_entropy=ent_weight > 0)
+        return self.update_step(batch, batch.obs if policy_obs is None else policy_obs, torch.tensor(ent_weight, device=self.device),
+                                with_entropy=ent_weight > 0)
 
-    def update_step(self, batch: Batch, ent_weight: torch.Tensor, with_entropy: bool) -> dict[str, torch.Tensor]:
+    def update_step(self, batch: Batch, policy_obs: torch.Tensor, ent_weight: torch.Tensor, with_entropy: bool) -> dict[str, torch.Tensor]:
         cfg = self.config
 
-        # 1. critic: next action = best of target_particles policy samples by the target critic
+        # 1. critic: next action = best of target_particles (target) policy samples by the target critic
         with torch.no_grad():
-            next_action = best_of_n(self.generate, self.critic_target.min_q, batch.next_obs, cfg.target_particles)
+            next_action = best_of_n(self.target_samples, self.critic_target.min_q, batch.next_obs, cfg.target_particles)
             next_q = self.critic_target.min_q(batch.next_obs, next_action)
-            target = cfg.reward_scale * batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q
+            target = td_target(batch.reward, next_q, batch.terminated, cfg.gamma, cfg.reward_scale)
         q = self.critic(batch.obs, batch.action)
-        critic_loss = twin_critic_loss(q, target)
+        critic_loss = twin_mse_loss(q, target, cfg.critic_loss_weight)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         clip_gradients(self.critic, cfg.grad_clip)
         self.critic_opt.step()
 
         # 2. actor: Q-weighted denoising loss with the updated critic
-        actor_loss, mean_weight = self.policy_loss(batch.obs, ent_weight, with_entropy)
+        actor_loss, mean_weight = self.policy_loss(policy_obs, ent_weight, with_entropy)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         clip_gradients(self.actor, cfg.grad_clip)
         self.actor_opt.step()
 
-        # 3. critic targets
+        # 3. targets
         polyak_update(self.critic, self.critic_target, cfg.tau)
+        if cfg.target_actor:
+            polyak_update(self.actor, self.actor_target, cfg.tau)
 
         return {
             "critic_loss": critic_loss.detach(),

@@ -28,7 +28,7 @@ from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.buffer import Batch
 from algorithms.common.capabilities import Generator
 from algorithms.common.config import ConfigError, Finite, OffPolicyConfig, TemperatureConfig, param
-from algorithms.common.critics import TwinCritic, twin_critic_loss
+from algorithms.common.critics import TwinCritic, td_target, twin_critic_loss
 from algorithms.common.nets import mlp
 from algorithms.common.targets import polyak_update
 from algorithms.common.temperature import LogAlpha, sac_alpha_loss
@@ -117,7 +117,7 @@ class SAC(Generator, OffPolicyAlgorithm):
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(batch.next_obs)
             next_q = self.critic_target.min_q(batch.next_obs, next_action) - alpha * next_log_prob
-            target = cfg.reward_scale * batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q
+            target = td_target(batch.reward, next_q, batch.terminated, cfg.gamma, cfg.reward_scale)
         q = self.critic(batch.obs, batch.action)
         critic_loss = twin_critic_loss(q, target)
         self.critic_opt.zero_grad(set_to_none=True)

@@ -27,7 +27,11 @@ the K reverse samples: the reference evaluates it on K identical copies; loss an
 
 Table 3 column: 3x256 Mish, actor and critic lr 3e-4, alpha lr 7e-3, alpha delay 250, noise scale 0.1,
 target entropy -0.9 dim(A), 20 diffusion steps, N = 32, warm-up 3e4, batch 256, tau 0.005, reward
-scale 0.2. What neither paper fixes is a config field below, with its source.
+scale 0.2. What neither paper fixes is a config field, with its source; from the reference: the actor's
+rate decays linearly from 3e-4 to 3e-5 between its 25,000th and 75,000th step, the betas are
+0.8 * linspace(1e-4, 0.999, 20) and the reverse process starts from 0.5 N(0, I)
+(algorithms/common/diffusion_losses.py: BestOfNDiffusionConfig, RelaxDiffusionConfig;
+docs/baselines-vs-reference.md).
 """
 
 from __future__ import annotations
@@ -43,14 +47,15 @@ from algorithms.common.buffer import Batch
 from algorithms.common.config import Boolean, OptionalOf, Positive, param
 from algorithms.common.diffusion import DDPMSchedule
 from algorithms.common.diffusion_losses import (BestOfNDiffusion, BestOfNDiffusionConfig, NoiseTemperature, NoiseTemperatureConfig,
-                                                predict_noise, random_steps, weighted_noise_loss)
+                                                RelaxDiffusionConfig, predict_noise, random_steps, weighted_noise_loss)
 
 
 @dataclasses.dataclass
-class SDACConfig(NoiseTemperatureConfig, BestOfNDiffusionConfig):
+class SDACConfig(RelaxDiffusionConfig, NoiseTemperatureConfig, BestOfNDiffusionConfig):
     num_reverse_samples: int = param(64, Positive(int))
-    """K: reverse samples a~ per noisy action (the issue and the reference's `num_samples = 64` at the
-    version that introduced reverse sampling; the camera-ready reference defaults to 200)."""
+    """K: reverse samples a~ per noisy action. The reference hard-codes `reverse_mc_num = 64` inside its update
+    (relax/algorithm/sdac.py, camera-ready commit); its constructor's `num_samples` argument (default 200) is
+    stored but never read, so 64 is what ran."""
     inverse_temperature: Optional[float] = param(None, OptionalOf(Positive()))
     """beta of the weights softmax(beta Q). None = 5 / alpha, the reference's `q_min * 5. / exp(log_alpha)`
     ('5 is the initial alpha value'): beta starts at 1 and sharpens as alpha anneals from 5 toward 1. A
@@ -129,7 +134,10 @@ class SDAC(NoiseTemperature, BestOfNDiffusion):
         cfg = self.config
         k = self.updates
         self.updates += 1  # the delays are decided here, outside the compiled step (a counter would recompile it)
-        return self.update_step(batch, policy_step=k % cfg.policy_delay == 0, alpha_step=k % cfg.alpha_delay == 0,
+        policy_step = k % cfg.policy_delay == 0
+        if policy_step:
+            self.schedule_actor_lr(k // cfg.policy_delay)  # the schedule counts actor steps, as optax's does
+        return self.update_step(batch, policy_step=policy_step, alpha_step=k % cfg.alpha_delay == 0,
                                 target_step=k % cfg.target_delay == 0)
 
     def update_step(self, batch: Batch, policy_step: bool, alpha_step: bool, target_step: bool) -> dict[str, torch.Tensor]:

@@ -71,6 +71,30 @@ def test_sac_log_prob_matches_torch_transformed_distribution():
     torch.testing.assert_close(log_prob, dist.log_prob(ref_action).sum(-1), rtol=1e-4, atol=1e-4)
 
 
+def test_sac_actor_loss_is_alpha_log_pi_minus_min_q_of_the_stepped_critic(monkeypatch):
+    """J_pi = mean[alpha log pi(a|s) - min_j Q_j(s, a)], a ~ pi(.|s) the update's second policy sample, with
+    the online critic after its step (the target critic is moved away so using it would show), alpha = 0.5."""
+    from sombench.measure.latency import random_batch
+
+    torch.manual_seed(0)
+    algo = SAC(3, 2, SACConfig(hidden_sizes=(16,), batch_size=8, init_alpha=0.5), torch.device("cpu"))
+    with torch.no_grad():
+        for p in algo.critic_target.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    draws = []
+    real = algo.actor.sample
+    monkeypatch.setattr(algo.actor, "sample", lambda obs: draws.append((obs, *real(obs))) or draws[-1][1:])
+    batch = random_batch(3, 2, 8, torch.device("cpu"))
+    metrics = algo.update(batch)
+    obs, action, log_prob = draws[1]
+    assert torch.equal(obs, batch.obs)
+    with torch.no_grad():
+        expected = (0.5 * log_prob - algo.critic.min_q(obs, action)).mean()
+        other = (0.5 * log_prob - algo.critic_target.min_q(obs, action)).mean()
+    torch.testing.assert_close(metrics["actor_loss"], expected)
+    assert abs(float(expected - other)) > 1e-3
+
+
 def test_algorithm_state_round_trip():
     cfg = SACConfig(hidden_sizes=(16,), batch_size=8, warmup_steps=0)
     a = SAC(3, 1, cfg, torch.device("cpu"))

@@ -3,6 +3,7 @@ and the update's schedule (policy every 2 updates, alpha every alpha_delay updat
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -134,6 +135,30 @@ def test_policy_and_alpha_update_on_their_schedules():
     assert steps.tolist() == [True, False, False, True, False]  # updates 0 and 3 (alpha delay 3)
     # the first estimate: 0.5 * e^1.2 * 0.15 noise alone has entropy ~ -0.29 per dim > -0.9: alpha falls
     assert algo.entropy.item() > algo.target_entropy and log_alphas[0] < start
+
+
+def test_actor_loss_is_minus_min_q_of_the_critic_before_its_step(monkeypatch):
+    """J_pi = -mean min(mu1, mu2)(s, a), a = pi(s) with exploration noise (the last policy call of the update),
+    rated by the online critic as it was before this update's step (the target critic is moved away, and
+    the critic does step, so either slip would show)."""
+    torch.manual_seed(0)
+    algo = tiny()
+    with torch.no_grad():
+        for p in algo.critic_target.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    batch = random_batch(3, 2, 8, torch.device("cpu"))
+    before = copy.deepcopy(algo.critic)
+    calls = []
+    real = algo.policy
+    monkeypatch.setattr(algo, "policy", lambda obs, noisy=True: calls.append((obs, noisy, real(obs, noisy))) or calls[-1][2])
+    metrics = algo.update(batch)
+    obs, noisy, action = calls[-1]
+    assert torch.equal(obs, batch.obs) and noisy
+    with torch.no_grad():
+        expected = -before.min_q(obs, action).mean()
+        for other in (algo.critic, algo.critic_target):
+            assert abs(float(-other.min_q(obs, action).mean() - expected)) > 1e-4
+    torch.testing.assert_close(metrics["actor_loss"], expected)
 
 
 def test_actor_gradient_reaches_every_denoising_step():

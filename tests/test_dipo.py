@@ -247,6 +247,59 @@ def test_evaluation_draws_only_the_starting_noise():
     assert not torch.equal(torch.rand(3), after)
 
 
+def test_the_actor_clones_the_improved_actions(monkeypatch):
+    """The DDPM loss is taken on the ascent's output at the policy batch's states, not on the actions it
+    started from."""
+    import algorithms.dipo as dipo_module
+
+    torch.manual_seed(0)
+    algo = tiny(action_gradient_steps=3)
+    batch = random_batch(4, 2, 8, CPU)
+    seen, improved = [], []
+    real_loss, real_improve = dipo_module.weighted_ddpm_loss, algo.improve_actions
+    monkeypatch.setattr(dipo_module, "weighted_ddpm_loss", lambda actor, sched, obs, x0, *a: seen.append((obs, x0)) or real_loss(actor, sched, obs, x0, *a))
+    monkeypatch.setattr(algo, "improve_actions", lambda o, a: improved.append(real_improve(o, a)) or improved[-1])
+    algo.update(batch)
+    (obs, x0), = seen
+    assert torch.equal(obs, batch.obs)
+    torch.testing.assert_close(x0, improved[0], rtol=0, atol=0)
+    assert (x0 - batch.action).abs().max() > 1e-3
+
+
+def grad_norms_at_step(monkeypatch, opt: torch.optim.Optimizer) -> list[float]:
+    """Record the gradient norm of the optimizer's parameters each time it steps."""
+    norms = []
+    real = opt.step
+    params = [p for group in opt.param_groups for p in group["params"]]
+
+    def step(*args, **kwargs):
+        norms.append(float(torch.sqrt(sum((p.grad ** 2).sum() for p in params if p.grad is not None))))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(opt, "step", step)
+    return norms
+
+
+@pytest.mark.parametrize("clip", [1e-4, None])
+def test_actor_and_critic_gradients_are_clipped_before_their_steps(monkeypatch, clip):
+    """With grad_clip = 1e-4 (far below this batch's gradient norms) both optimizers step on gradients of
+    norm 1e-4; unclipped (None) they are larger. Adam alone would hide a missing clip on a first step
+    (it divides by the gradient's scale), so the norm is read where the step takes it."""
+    torch.manual_seed(0)
+    algo = tiny(grad_clip=clip, action_gradient_steps=2)
+    critic_norms = grad_norms_at_step(monkeypatch, algo.critic_opt)
+    actor_norms = grad_norms_at_step(monkeypatch, algo.actor_opt)
+    batch = random_batch(4, 2, 8, CPU)
+    for _ in range(2):
+        algo.update(batch)
+    assert len(critic_norms) == len(actor_norms) == 2
+    for norm in critic_norms + actor_norms:
+        if clip is None:
+            assert norm > 10 * 1e-4
+        else:
+            assert norm == pytest.approx(clip, rel=1e-2)  # clip_grad_norm_ divides by norm + 1e-6
+
+
 def test_update_is_finite_and_a_frozen_actor_stays():
     torch.manual_seed(0)
     algo = tiny(actor_lr=0.0)

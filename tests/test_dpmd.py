@@ -29,7 +29,7 @@ def test_weights_by_hand_including_the_clip():
     np.testing.assert_allclose(dpmd_weights(q, m, s, alpha).numpy(), expected, rtol=1e-6)
     # the reference's precedence bug, q - m / s, would give exp(clip(q - 3, -3, 3) / 2) instead: not this
     buggy = np.exp(np.clip(q.numpy() - 1.5 / 0.5, -3, 3) / alpha)
-    assert not np.allclose(expected, buggy)
+    assert not np.allclose(dpmd_weights(q, m, s, alpha).numpy(), buggy)
     # a different clip
     np.testing.assert_allclose(dpmd_weights(q, m, s, 1.0, clip=1.0).numpy(), np.exp([-1.0, 1.0, 1.0, -1.0, 0.0]), rtol=1e-6)
 
@@ -69,10 +69,14 @@ def test_actor_loss_is_the_weighted_ddpm_loss_on_the_given_samples():
 
 def test_one_update_uses_the_stepped_critic_and_the_old_statistics(monkeypatch):
     """Weights from min Q(s', a') of the critic after its (single) step, normalised by the running
-    statistics from before the batch; those statistics then move by 0.001 toward the batch's."""
+    statistics from before the batch; those statistics then move by 0.001 toward the batch's. The
+    statistics start away from (0, 1), where normalising would be the identity."""
     torch.manual_seed(2)
     algo = tiny()
     batch = random_batch(3, 2, 8, CPU)
+    m0, s0 = 0.05, 0.04
+    algo.q_mean.fill_(m0)
+    algo.q_std.fill_(s0)
     seen = {}
     real = algo.actor_loss
 
@@ -83,10 +87,12 @@ def test_one_update_uses_the_stepped_critic_and_the_old_statistics(monkeypatch):
     monkeypatch.setattr(algo, "actor_loss", spy)
     algo.update(batch)
     q = algo.critic.min_q(batch.next_obs, seen["action"]).detach()  # critic after its step (not touched since)
-    torch.testing.assert_close(seen["weights"], torch.exp((q / 1.0).clamp(-3, 3) / 5.0))  # m = 0, s = 1, alpha = 5
+    z = (q - m0) / s0
+    assert ((z.abs() < 2.9) & ((z - q).abs() > 0.1)).any()  # the data exercise the normalisation, not only the clip
+    torch.testing.assert_close(seen["weights"], torch.exp(z.clamp(-3, 3) / 5.0))  # alpha = 5
     assert torch.equal(seen["obs"], batch.next_obs)
-    assert math.isclose(algo.q_mean.item(), 0.001 * q.mean().item(), rel_tol=1e-4, abs_tol=1e-9)
-    assert math.isclose(algo.q_std.item(), 1 + 0.001 * (q.std(unbiased=False).item() - 1), rel_tol=1e-6)
+    assert math.isclose(algo.q_mean.item(), m0 + 0.001 * (q.mean().item() - m0), rel_tol=1e-5)
+    assert math.isclose(algo.q_std.item(), s0 + 0.001 * (q.std(unbiased=False).item() - s0), rel_tol=1e-5)
 
 
 def test_the_critic_takes_one_adam_step_per_update():

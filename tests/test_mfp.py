@@ -145,6 +145,26 @@ def test_critic_target_uses_the_best_of_n_next_action(monkeypatch):
     assert math.isclose(metrics["target_q"].item(), next_q.mean().item(), rel_tol=1e-6)
 
 
+def test_actor_loss_is_mf_plus_lambda_ivc_towards_the_best_of_n_action_at_s(monkeypatch):
+    """The actor regresses onto a* = best-of-N at the batch's states (the first half of the one best-of-N
+    pass, whose second half is the critic's next action), with loss L_MF + lambda L_IVC, lambda = 0.5."""
+    import algorithms.mfp as mfp_module
+
+    torch.manual_seed(0)
+    algo = MFP(3, 2, MFPConfig(hidden_sizes=(16, 16), batch_size=8, num_particles=4, ivc_weight=0.5), torch.device("cpu"))
+    batch = random_batch(3, 2, 8, torch.device("cpu"))
+    picks, losses = [], []
+    real_best, real_losses = algo.best_of_n, mfp_module.mfp_losses
+    monkeypatch.setattr(algo, "best_of_n", lambda obs, n: picks.append(real_best(obs, n)) or picks[-1])
+    monkeypatch.setattr(mfp_module, "mfp_losses", lambda *a: losses.append((a, real_losses(*a))) or losses[-1][1])
+    metrics = algo.update(batch)
+    (args, (mf, ivc)), = losses
+    torch.testing.assert_close(args[1], picks[0][:8])
+    assert not torch.allclose(picks[0][:8], picks[0][8:])
+    torch.testing.assert_close(metrics["actor_loss"], (mf + 0.5 * ivc).detach())
+    assert float(ivc.detach()) > 1e-4
+
+
 def test_update_is_finite_and_checkpoint_roundtrips():
     torch.manual_seed(1)
     algo = MFP(3, 2, MFPConfig(hidden_sizes=(16, 16), batch_size=8), torch.device("cpu"))

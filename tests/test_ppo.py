@@ -151,6 +151,28 @@ def policy_steps_taken(**kw) -> tuple[int, float]:
     return int(metrics["policy_steps"]), float(metrics["approx_kl"])
 
 
+@pytest.mark.parametrize("normalize", [True, False])
+def test_policy_steps_use_advantages_normalised_over_the_rollout(monkeypatch, normalize):
+    """The advantages the clipped objective receives are (A - mean A) / (std A + 1e-8) over the rollout
+    (A computed here before the update, from the same critic); so the first step's loss, at ratio 1, is
+    -mean of them = 0. With normalize_advantages=False they are A itself and the loss is -mean A."""
+    torch.manual_seed(0)
+    algo = tiny(policy_iters=2, value_iters=1, target_kl=None, normalize_advantages=normalize)
+    batch = random_batch(3, 2, 50, CPU)
+    batch = batch._replace(reward=batch.reward + 3.0)  # a mean advantage far from 0
+    raw, _ = algo.advantages_and_returns(batch)
+    assert abs(float(raw.mean())) > 1.0 and abs(float(raw.std()) - 1.0) > 0.1
+    seen = []
+    real = algo.policy_objective
+    monkeypatch.setattr(algo, "policy_objective", lambda obs, action, logp_old, adv: seen.append(adv) or real(obs, action, logp_old, adv))
+    metrics = algo.update(batch)
+    expected = (raw - raw.mean()) / (raw.std() + 1e-8) if normalize else raw
+    assert len(seen) == 2
+    for adv in seen:
+        torch.testing.assert_close(adv, expected)
+    assert float(metrics["policy_loss"]) == pytest.approx(-float(expected.mean()), abs=1e-5)
+
+
 def test_kl_early_stop():
     """The KL is 0 before the first step, so one step is always taken; with a KL target of 1e-12 the check
     before the second step stops it (KL > 1.5e-12). With no target, or a frozen actor, all 80 run."""

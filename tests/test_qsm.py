@@ -7,9 +7,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
+from algorithms.common.buffer import Batch
 from algorithms.common.diffusion_losses import predict_noise
 from algorithms.qsm import QSM, QSMConfig, qsm_target
 from sombench.measure.latency import random_batch
@@ -18,7 +20,9 @@ CPU = torch.device("cpu")
 
 
 def tiny(**kw) -> QSM:
-    cfg = QSMConfig(**{"hidden_sizes": (16, 16), "batch_size": 8, "num_particles": 4, **kw})
+    """A small QSM of Psenka et al.'s method (`method=score_matching`: this file's subject; the Langevin
+    method's tests are in tests/test_baselines_vs_reference.py)."""
+    cfg = QSMConfig(**{"hidden_sizes": (16, 16), "batch_size": 8, "num_particles": 4, "method": "score_matching", **kw})
     return QSM(3, 2, cfg, CPU)
 
 
@@ -51,7 +55,7 @@ def test_target_is_minus_m_q_times_the_two_critic_mean_gradient_by_hand():
 
 
 def test_actor_loss_by_hand_on_noisy_replay_actions():
-    algo = tiny(q_grad_scale=2.0)
+    algo = tiny(q_grad_scale=2.0, q_grad_raw_reward=False)  # M_q on the scaled critic's gradient, as by hand below
     algo.critic = AnalyticTwin()
     obs, action = torch.randn(4, 3), torch.rand(4, 2) * 2 - 1
     torch.manual_seed(5)
@@ -74,12 +78,12 @@ def test_acting_is_best_of_n_plus_constant_noise(monkeypatch):
     q1 = torch.tensor([5.0, 1.0, 3.0, 0.0])
     q2 = torch.tensor([-1.0, 2.0, 2.5, 0.0])
 
-    def twin_min(states, actions):
+    def twin(states, actions):  # the two members' values; their min is left to the critic's own min_q
         idx = (actions.unsqueeze(1) - candidates).abs().sum(-1).argmin(dim=1)
-        return torch.minimum(q1[idx], q2[idx])
+        return torch.stack([q1[idx], q2[idx]])
 
     monkeypatch.setattr(algo, "generate", lambda states, noise=None: candidates.repeat(states.shape[0] // 4, 1))
-    monkeypatch.setattr(algo.critic, "min_q", twin_min)
+    monkeypatch.setattr(algo.critic, "forward", twin)
     np.testing.assert_allclose(algo.act(np.zeros(3, np.float32), deterministic=True), [0.2, -0.3])  # not Q1's 0
     torch.manual_seed(0)
     acts = np.stack([algo.act(np.zeros(3, np.float32)) for _ in range(2000)])
@@ -87,8 +91,15 @@ def test_acting_is_best_of_n_plus_constant_noise(monkeypatch):
 
 
 def test_actor_sees_the_critic_after_its_step(monkeypatch):
+    """Over three updates: the actor loss sees the critic after this update's step, on the replay actions;
+    the actor steps every update; the targets move every update by tau toward the stepped critic
+    (checked against the target before each update, moved away from the critic first: at construction they
+    are equal, and a tau-step toward a critic one Adam step away would be within float tolerance of none)."""
     torch.manual_seed(0)
     algo = tiny()
+    with torch.no_grad():
+        for p in algo.critic_target.parameters():
+            p.add_(0.5 * torch.randn_like(p))
     batch = random_batch(3, 2, 8, CPU)
     seen = {}
     real = algo.actor_loss
@@ -99,16 +110,55 @@ def test_actor_sees_the_critic_after_its_step(monkeypatch):
         return real(obs, action)
 
     monkeypatch.setattr(algo, "actor_loss", spy)
-    before = [p.detach().clone() for p in algo.critic.parameters()]
-    before_actor = [p.detach().clone() for p in algo.actor.parameters()]
-    algo.update(batch)
-    assert all(torch.equal(a, b) for a, b in zip(seen["critic"], algo.critic.parameters()))
-    assert not all(torch.equal(a, b) for a, b in zip(before, seen["critic"]))
-    assert torch.equal(seen["action"], batch.action)  # the replay actions, not the policy's
-    assert not all(torch.equal(a, b) for a, b in zip(before_actor, algo.actor.parameters()))  # every update
-    # targets move every update, by tau
-    for t, c, b in zip(algo.critic_target.parameters(), algo.critic.parameters(), before):
-        torch.testing.assert_close(t, b + 0.005 * (c - b))
+    for _ in range(3):
+        before = [p.detach().clone() for p in algo.critic.parameters()]
+        before_target = [p.detach().clone() for p in algo.critic_target.parameters()]
+        before_actor = [p.detach().clone() for p in algo.actor.parameters()]
+        algo.update(batch)
+        assert all(torch.equal(a, b) for a, b in zip(seen["critic"], algo.critic.parameters()))
+        assert not all(torch.equal(a, b) for a, b in zip(before, seen["critic"]))
+        assert torch.equal(seen["action"], batch.action)  # the replay actions, not the policy's
+        assert not all(torch.equal(a, b) for a, b in zip(before_actor, algo.actor.parameters()))  # every update
+        for t, c, b in zip(algo.critic_target.parameters(), algo.critic.parameters(), before_target):
+            torch.testing.assert_close(t, b + 0.005 * (c - b))
+            assert (c - b).abs().max() > 0.1  # so a missed Polyak step (t = b) would show
+
+
+class CriticLossCalled(Exception):
+    pass
+
+
+def test_critic_target_next_action_is_best_of_n_plus_noise(monkeypatch):
+    """The next action handed to the critic loss is best-of-N by min(Q1, Q2) of the current critic
+    (candidate 2, not Q1's candidate 0, not a single sample) plus 0.1 N(0, I): over 1,000 next states
+    its mean is candidate 2 and its std 0.1. The candidates come from the actor's sampler (stubbed) and
+    the critic's two members are a table; their min is the critic's own."""
+    algo = tiny(exploration_noise=0.1)
+    candidates = torch.tensor([[0.9, 0.9], [-0.5, 0.1], [0.2, -0.3], [0.0, 0.0]])
+    q1 = torch.tensor([5.0, 1.0, 3.0, 0.0])
+    q2 = torch.tensor([-1.0, 2.0, 2.5, 0.0])
+
+    def twin(states, actions):
+        idx = (actions.unsqueeze(1) - candidates).abs().sum(-1).argmin(dim=1)
+        return torch.stack([q1[idx], q2[idx]])
+
+    def critic_loss(batch, next_action):
+        seen["next_action"] = next_action
+        raise CriticLossCalled
+
+    seen = {}
+    monkeypatch.setattr(algo.actor, "sample", lambda obs, *a, **k: candidates.repeat(obs.shape[0] // 4, 1))
+    monkeypatch.setattr(algo.critic, "forward", twin)
+    monkeypatch.setattr(algo, "critic_loss", critic_loss)
+    n = 1000
+    batch = Batch(torch.zeros(n, 3), torch.zeros(n, 2), torch.zeros(n), torch.zeros(n, 3), torch.zeros(n))
+    torch.manual_seed(0)
+    with pytest.raises(CriticLossCalled):
+        algo.update(batch)
+    a = seen["next_action"]
+    assert a.shape == (n, 2)
+    assert torch.allclose(a.mean(0), torch.tensor([0.2, -0.3]), atol=0.015)
+    assert torch.allclose(a.std(0), torch.tensor([0.1, 0.1]), rtol=0.1)
 
 
 def test_zero_actor_lr_freezes_the_actor_update_is_finite_and_checkpoint_roundtrips():

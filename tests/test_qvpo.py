@@ -72,6 +72,7 @@ def test_entropy_weight_decays_linearly_from_002_to_0002():
 
 def test_the_algorithm_counts_env_steps_from_the_warmup():
     algo = tiny(warmup_steps=500_000)
+    algo.run_steps = 1_000_000  # as the harness sets it: the run's --steps
     batch = random_batch(3, 2, 8, CPU)
     m0 = algo.update(batch)
     m1 = algo.update(batch)
@@ -212,6 +213,40 @@ def test_update_steps_actor_and_critic_with_clipped_gradients_and_roundtrips():
     b = other.update(batch)
     for k in a:
         torch.testing.assert_close(a[k], b[k])
+
+
+def grad_norms_at_step(monkeypatch, opt: torch.optim.Optimizer) -> list[float]:
+    """Record the gradient norm of the optimizer's parameters each time it steps."""
+    norms = []
+    real = opt.step
+    params = [p for group in opt.param_groups for p in group["params"]]
+
+    def step(*args, **kwargs):
+        norms.append(float(torch.sqrt(sum((p.grad ** 2).sum() for p in params if p.grad is not None))))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(opt, "step", step)
+    return norms
+
+
+@pytest.mark.parametrize("clip", [1e-4, None])
+def test_actor_and_critic_gradients_are_clipped_before_their_steps(monkeypatch, clip):
+    """With grad_clip = 1e-4 (far below this batch's gradient norms) both optimizers step on gradients of
+    norm 1e-4; unclipped (None) they are larger. Adam alone would hide a missing clip on a first step
+    (it divides by the gradient's scale), so the norm is read where the step takes it."""
+    torch.manual_seed(0)
+    algo = tiny(grad_clip=clip, init="torch")  # the reference's small initial weights give norms near 1e-4
+    critic_norms = grad_norms_at_step(monkeypatch, algo.critic_opt)
+    actor_norms = grad_norms_at_step(monkeypatch, algo.actor_opt)
+    batch = random_batch(3, 2, 8, CPU)
+    for _ in range(2):
+        algo.update(batch)
+    assert len(critic_norms) == len(actor_norms) == 2
+    for norm in critic_norms + actor_norms:
+        if clip is None:
+            assert norm > 10 * 1e-4
+        else:
+            assert norm == pytest.approx(clip, rel=1e-2)  # clip_grad_norm_ divides by norm + 1e-6
 
 
 def test_frozen_actor_does_not_move():

@@ -147,3 +147,17 @@ def test_config_records_the_budget_factor_of_the_run(tmp_path):
                    set_pairs=("hidden_sizes=8", "batch_size=50", "policy_iters=1", "value_iters=1"))
     assert run_seed(spec, tmp_path)["status"] == "done"
     assert store.read_json(store.RunFiles(run_path(tmp_path, "Reacher-v4", "ppo", 0)).config)["budget_factor"] == 5
+
+
+def test_the_harness_gives_the_algorithm_the_runs_length(tmp_path):
+    """Schedules that span a run (QVPO's entropy decay over the run, as its reference) read `run_steps`."""
+    from sombench.train.trainer import Trainer
+
+    spec = RunSpec(algo="qvpo", env_id="Pendulum-v1", seed=0, total_steps=1234, set_pairs=("hidden_sizes=8,8",))
+    trainer = Trainer(spec, tmp_path, lambda event: None)
+    try:
+        assert trainer.algo.run_steps == 1234
+        trainer.algo.updates = 617 - trainer.algo.config.warmup_steps  # half the run: the weight is halfway down
+        assert abs(trainer.algo.current_entropy_weight() - 0.01) < 1e-9
+    finally:
+        trainer.close()

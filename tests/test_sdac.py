@@ -124,8 +124,9 @@ def test_one_step_generator_is_the_clipped_clean_prediction():
 # -- best-of-N --------------------------------------------------------------------------------------------
 
 class FixedCandidates:
-    """Stubs: the generator returns the same 4 candidates for every state; the twin critic is a table
-    over them in which argmax Q1 (candidate 0) != argmax min(Q1, Q2) (candidate 2)."""
+    """Stubs: the generator returns the same 4 candidates for every state; the twin critic's forward pass
+    is a table over them in which argmax Q1 (candidate 0) != argmax min(Q1, Q2) (candidate 2). Only the
+    two members' values are stubbed: taking their min is left to the critic's own `min_q`."""
 
     candidates = torch.tensor([[0.9, 0.9], [-0.5, 0.1], [0.2, -0.3], [0.0, 0.0]])
     q1 = torch.tensor([5.0, 1.0, 3.0, 0.0])
@@ -142,7 +143,7 @@ class FixedCandidates:
 
         monkeypatch.setattr(algo, "generate", generate)
         monkeypatch.setattr(algo.actor, "sample", lambda obs, *a, **k: generate(obs))
-        monkeypatch.setattr(algo.critic, "min_q", lambda s, a: twin(s, a).min(dim=0).values)
+        monkeypatch.setattr(algo.critic, "forward", twin)
 
 
 def test_best_of_n_keeps_argmax_of_min_q_not_of_q1(monkeypatch):
@@ -184,6 +185,51 @@ def test_actor_alpha_and_targets_update_on_their_schedules():
     assert steps.tolist() == [True, False, False, True, False]  # alpha delay 3
     # the noise entropy of 5 * 0.1 N(0, I) is above -0.9 per dimension, so alpha falls
     assert log_alphas[0] < math.log(5.0)
+
+
+def test_actor_loss_sees_the_critic_before_its_single_step(monkeypatch):
+    """Every loss of an update sees the critic before that update's step (the reference's order), and
+    the critic takes one Adam step per update: at each actor loss (updates 0 and 2) the critic's
+    parameters are those from before the update, which afterwards differ, by one step each time."""
+    torch.manual_seed(0)
+    algo = tiny()
+    batch = random_batch(3, 2, 8, CPU)
+    seen = []
+    real = algo.actor_loss
+    monkeypatch.setattr(algo, "actor_loss", lambda obs, action: seen.append([p.detach().clone() for p in algo.critic.parameters()])
+                        or real(obs, action))
+    for k in range(3):
+        before = [p.detach().clone() for p in algo.critic.parameters()]
+        algo.update(batch)
+        assert len(seen) == k // 2 + 1
+        if k % 2 == 0:
+            assert all(torch.equal(a, b) for a, b in zip(seen[-1], before))
+        assert not all(torch.equal(a, b) for a, b in zip(before, algo.critic.parameters()))
+        assert {int(s["step"]) for s in algo.critic_opt.state.values()} == {k + 1}
+
+
+def test_acting_uses_the_polyak_copy_of_the_actor():
+    """With act_with_target_actor (the default), `generate` (hence best-of-N acting and evaluation) is the
+    reverse process of the target actor, not of the current one; without it, of the current actor."""
+    algo = tiny()
+    with torch.no_grad():
+        for p in algo.actor_target.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    obs, x = torch.randn(5, 3), torch.randn(5, 2)
+
+    def draw(fn):
+        torch.manual_seed(4)
+        return fn()
+
+    got = draw(lambda: algo.generate(obs, x))
+    target = draw(lambda: algo.actor_target.sample(obs, algo.schedule, algo.config.prior_std, x_init=x).clamp(-1, 1))
+    online = draw(lambda: algo.actor.sample(obs, algo.schedule, algo.config.prior_std, x_init=x).clamp(-1, 1))
+    torch.testing.assert_close(got, target)
+    assert (got - online).abs().max() > 1e-3
+    plain = tiny(act_with_target_actor=False)
+    assert not hasattr(plain, "actor_target")
+    torch.testing.assert_close(draw(lambda: plain.generate(obs, x)),
+                               draw(lambda: plain.actor.sample(obs, plain.schedule, plain.config.prior_std, x_init=x).clamp(-1, 1)))
 
 
 def test_zero_actor_lr_freezes_the_actor_and_the_update_is_finite():

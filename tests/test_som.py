@@ -260,6 +260,28 @@ def test_one_update_by_hand_critic_target_and_alpha_schedule(monkeypatch):
     assert log_alphas[5] < log_alphas[4] - 5e-3
 
 
+def test_actor_step_regresses_onto_the_velocity_of_its_score(monkeypatch):
+    """The actor's MeanFlow target is built at the perturbed replay action a_t from v = velocity(a_t, s_hat, t),
+    s_hat the Monte Carlo score of Eq. 5 at (s, a_t, t) (not zero, and not some other field)."""
+    import algorithms.som as som_module
+
+    som = tiny_som()
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(torch.randn(8, 3, generator=g), torch.rand(8, 2, generator=g) * 2 - 1, torch.rand(8, generator=g),
+                  torch.randn(8, 3, generator=g), torch.zeros(8))
+    scores, targets = [], []
+    real_score, real_target = som.score, som_module.meanflow_target
+    monkeypatch.setattr(som, "score", lambda obs, a_t, t: scores.append((obs, a_t, t, real_score(obs, a_t, t))) or scores[-1][3])
+    monkeypatch.setattr(som_module, "meanflow_target", lambda fn, z, r, t, v: targets.append((z, t, v)) or real_target(fn, z, r, t, v))
+    som.actor_step(batch)
+    (obs, a_t, t, score), = scores
+    (z, t_target, v), = targets
+    assert torch.equal(obs, batch.obs) and torch.equal(z, a_t) and torch.equal(t_target, t)
+    assert score.norm(dim=1).max() > 0  # (a row whose proposals all leave the box has score 0)
+    torch.testing.assert_close(v, som.velocity(a_t, score, t))
+    assert (v - som.velocity(a_t, torch.zeros_like(score), t)).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("k", [1, 3])
 def test_critic_updates_adds_critic_steps_on_their_own_batches(monkeypatch, k):
     """train_step with critic_updates = k: k critic Adam steps, the first k - 1 each on its own fresh batch

@@ -96,6 +96,9 @@ class Algorithm(ABC):
         self.act_dim = int(act_dim)
         self.config = config
         self.device = torch.device(device)
+        self.run_steps: int | None = None
+        """The run's length in env steps, which the harness sets before the first step (`--steps`); None
+        outside a run (latency, unit tests). Schedules that span a run read it (QVPO's entropy decay)."""
 
     @property
     def particles(self) -> int:

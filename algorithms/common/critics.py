@@ -1,5 +1,6 @@
 """Twin critics: the plain clipped-double-Q pair (SAC, SDAC, DPMD, QSM, ...) and DACER's
-distributional pair (DACER, SOM). Both run their two members as one `EnsembleMLP`.
+distributional pair (DACER, SOM). Both run their two members as one `EnsembleMLP`. `td_target` is the
+one-step backup y = reward_scale r + gamma (1 - d) V(s') that every critic target goes through.
 
 Shapes: every critic call returns tensors of shape [2, B] (member, batch).
 """
@@ -29,6 +30,20 @@ class TwinCritic(nn.Module):
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """min(Q1, Q2), shape [B]: the value used for best-of-N selection and policy improvement."""
         return self(obs, action).min(dim=0).values
+
+
+def td_target(reward: torch.Tensor, next_value: torch.Tensor, terminated: torch.Tensor, gamma: float,
+              reward_scale: float) -> torch.Tensor:
+    """The one-step Bellman backup every critic regresses on (SAC Eq. 5 and its relatives):
+
+        y = reward_scale * r + gamma * (1 - d) * V(s'),
+
+    reward r [B] as stored (unscaled), next_value V(s') [B] (what the algorithm bootstraps with: the
+    min of the target critics at the next action, minus SAC's entropy term, DACER's mean or sample, ...),
+    terminated d [B] (1.0 at a true terminal state, where nothing is bootstrapped; a time-limit
+    truncation is not terminal), gamma the discount, reward_scale the paper's reward scale (Table 3:
+    0.2 for every off-policy algorithm). Returns y [B]. The caller computes it without gradients."""
+    return reward_scale * reward + gamma * (1.0 - terminated) * next_value
 
 
 def twin_critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -81,8 +96,7 @@ def distributional_targets(
     first_smaller = target_mu[0] < target_mu[1]
     next_mean = torch.minimum(target_mu[0], target_mu[1])
     next_sample = torch.where(first_smaller, sample[0], sample[1])
-    not_done = 1.0 - terminated
-    return reward + gamma * not_done * next_mean, reward + gamma * not_done * next_sample
+    return td_target(reward, next_mean, terminated, gamma, 1.0), td_target(reward, next_sample, terminated, gamma, 1.0)
 
 
 def distributional_critic_loss(

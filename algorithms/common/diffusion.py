@@ -2,14 +2,18 @@
 baselines (DACER now; SDAC, DPMD, QSM, QVPO, DIPO later). Step index i = 0..T-1, with i = 0 the
 last denoising step (nearest the action) and i = T-1 the first (nearest the noise).
 
-- `DDPMSchedule`: beta_i for the discretised VP-SDE (the `vp_beta_schedule` of the relax/DACER
-  reference code, beta from 0.1 to 10) or the cosine schedule (Nichol and Dhariwal 2021), and every
-  coefficient of the forward kernel q(x_i | x_0) and the posterior q(x_{i-1} | x_i, x_0).
+- `DDPMSchedule`: beta_i for the discretised VP-SDE (a `vp_beta_schedule`, beta from 0.1 to 10, as
+  the DACER and Diffusion-QL lineages define it), the cosine schedule (Nichol and Dhariwal 2021) or the
+  scaled linear schedule scale * linspace(1e-4, 0.999, T) that SDAC's and DPMD's reference code
+  actually uses, and every coefficient of the forward kernel q(x_i | x_0) and the posterior
+  q(x_{i-1} | x_i, x_0).
 - `reverse_process`: the ancestral sampler x_{i-1} ~ N(mu_post(x_i, x0_hat), sigma_post^2) with the
   network predicting the noise and the predicted clean action x0_hat clipped to the action box
   at every step. It is differentiable end to end: DACER backpropagates Q through all T steps.
 - `sinusoidal_embedding` and `TimeEmbedding`: the scaled sinusoidal step embedding of the relax
-  code (dim 16, theta 10,000, scaled by 1 / sqrt(dim)), followed by Linear(2 dim)-act-Linear(dim).
+  code (dim 16, theta 10,000, scaled by 1 / sqrt(dim)), followed by Linear(2 dim)-act-Linear(dim);
+  or the unscaled `SinusoidalPosEmb` of the Diffusion-QL lineage (QVPO's and DIPO's reference code),
+  with a hidden width of its own (256 there).
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from algorithms.common.capabilities import Generator
-from algorithms.common.config import ConfigError, Interval, OneOf, Positive, Validated, param
+from algorithms.common.config import ConfigError, Interval, OneOf, OptionalOf, Positive, Validated, param
 from algorithms.common.nets import activation, mlp
 
 
@@ -34,6 +39,13 @@ def vp_betas(steps: int, beta_min: float = 0.1, beta_max: float = 10.0) -> np.nd
     i = np.arange(1, steps + 1, dtype=np.float64)
     alpha = np.exp(-beta_min / steps - 0.5 * (beta_max - beta_min) * (2 * i - 1) / steps**2)
     return 1.0 - alpha
+
+
+def linear_betas(steps: int, scale: float = 1.0, beta_start: float = 1e-4, beta_end: float = 0.999) -> np.ndarray:
+    """beta_i = scale * linspace(beta_start, beta_end, T): relax's `linear_beta_schedule` times its
+    `beta_schedule_scale` (mahaitongdae/diffusion_policy_online_rl, relax/utils/diffusion.py, the schedule
+    its `GaussianDiffusion` builds; scripts/train_mujoco.py passes scale 0.8 for SDAC and DPMD)."""
+    return scale * np.linspace(beta_start, beta_end, steps, dtype=np.float64)
 
 
 def cosine_betas(steps: int, s: float = 0.008) -> np.ndarray:
@@ -47,13 +59,15 @@ def cosine_betas(steps: int, s: float = 0.008) -> np.ndarray:
 class DDPMSchedule:
     """Coefficients of a discrete DDPM with T steps, as float32 tensors on `device` (float64 maths)."""
 
-    def __init__(self, steps: int, schedule: str = "vp", device: torch.device | str = "cpu"):
+    def __init__(self, steps: int, schedule: str = "vp", device: torch.device | str = "cpu", linear_scale: float = 1.0):
         if schedule == "vp":
             betas = vp_betas(steps)
         elif schedule == "cosine":
             betas = cosine_betas(steps)
+        elif schedule == "linear":
+            betas = linear_betas(steps, linear_scale)
         else:
-            raise ValueError(f"beta schedule must be 'vp' or 'cosine', got {schedule!r}")
+            raise ValueError(f"beta schedule must be 'vp', 'cosine' or 'linear', got {schedule!r}")
         self.steps = int(steps)
         alphas = 1.0 - betas
         abar = np.cumprod(alphas)
@@ -130,16 +144,34 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, theta: float = 10_000.0) -> 
     return torch.cat([angles.sin(), angles.cos()], dim=-1) / math.sqrt(dim)
 
 
-class TimeEmbedding(nn.Module):
-    """Step index -> sinusoidal(dim) -> Linear(2 dim) -> act -> Linear(dim) (DACER's policy net).
-    Step embeddings are the same for every row, so each is computed once per call at batch size 1."""
+def position_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """[sin(t f_j), cos(t f_j)] with f_j = exp(-j log(10,000) / (dim/2 - 1)), j < dim/2, unscaled: the
+    `SinusoidalPosEmb` of the Diffusion-QL lineage (BellmanTimeHut/DIPO and wadx2019/qvpo, agent/helpers.py).
+    t [...] -> [..., dim]."""
+    if dim % 2 or dim < 4:
+        raise ValueError("position embedding dim must be even and >= 4")
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / (half - 1))
+    angles = t.float().unsqueeze(-1) * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
-    def __init__(self, dim: int = 16, act: str = "mish"):
+
+class TimeEmbedding(nn.Module):
+    """Step index -> sinusoid(dim) -> Linear(hidden) -> act -> Linear(dim). Defaults: relax's scaled
+    sinusoid and hidden = 2 dim (DACER's policy net); `frequencies="diffusion_ql"` with hidden 256 is the
+    time MLP of QVPO's and DIPO's reference code (agent/model.py). Step embeddings are the same for every
+    row, so each is computed once per call at batch size 1."""
+
+    def __init__(self, dim: int = 16, act: str = "mish", hidden: int | None = None, frequencies: str = "relax"):
         super().__init__()
         self.dim = dim
-        self.net = nn.Sequential(nn.Linear(dim, 2 * dim), activation(act)(), nn.Linear(2 * dim, dim))
+        self.frequencies = frequencies
+        hidden = hidden or 2 * dim
+        self.net = nn.Sequential(nn.Linear(dim, hidden), activation(act)(), nn.Linear(hidden, dim))
 
     def forward(self, steps: torch.Tensor) -> torch.Tensor:
+        if self.frequencies == "diffusion_ql":
+            return self.net(position_embedding(steps, self.dim))
         return self.net(sinusoidal_embedding(steps, self.dim))
 
 
@@ -150,17 +182,29 @@ class DiffusionConfig(Validated):
     diffusion_steps: int = param(20, Positive(int))
     """T of the reverse process (Table 3: 20 for DACER, SDAC, DPMD, QSM and QVPO)."""
     beta_schedule: str = param("vp", OneOf(("vp", "cosine")))
-    """'vp': the discretised VP-SDE betas (0.1 -> 10) of DACER's paper and the relax code; 'cosine': Nichol
-    and Dhariwal's schedule (QVPO's)."""
+    """'vp': the discretised VP-SDE betas (0.1 -> 10) of DACER's paper (relax/utils/diffusion.py of
+    mahaitongdae/diffusion_policy_online_rl defines this `vp_beta_schedule` too, but its `GaussianDiffusion`
+    never calls it); 'cosine': Nichol and Dhariwal's schedule (QVPO's and DIPO's). SDAC, DPMD and QSM also
+    accept 'linear' (algorithms/common/diffusion_losses.py)."""
     prior_std: float = param(1.0, Positive())
     """Std of the starting noise a_T. 1 = the DDPM prior N(0, I) of the papers' reverse process; the relax
     reference code of DACER starts from 0.5 N(0, I) (`--set prior_std=0.5` reproduces it)."""
     time_dim: int = param(16, Interval(int, lo=2))
     """Width of the sinusoidal step embedding (relax code: 16, then Linear(32)-act-Linear(16)); even."""
+    time_hidden: Optional[int] = param(None, OptionalOf(Positive(int)))
+    """Hidden width of the step embedding's MLP, sinusoid -> Linear(time_hidden) -> act -> Linear(time_dim).
+    None = 2 time_dim (relax's DACERPolicyNet: Linear(32) for time_dim 16). QVPO and DIPO set 256, their
+    reference code's `nn.Linear(time_dim, hidden_size)` (agent/model.py, hidden_size 256)."""
+    time_frequencies: str = param("relax", OneOf(("relax", "diffusion_ql")))
+    """The sinusoid under the step embedding. 'relax': relax's `scaled_sinusoidal_encoding`, frequencies
+    10,000^(-j / (dim/2)), scaled by 1 / sqrt(dim); 'diffusion_ql': the `SinusoidalPosEmb` of QVPO's and
+    DIPO's reference code (agent/helpers.py), frequencies exp(-j log 10,000 / (dim/2 - 1)), unscaled."""
 
     def check(self) -> None:
         if self.time_dim % 2:
             raise ConfigError(f"time_dim must be even, got {self.time_dim}")
+        if self.time_frequencies == "diffusion_ql" and self.time_dim < 4:
+            raise ConfigError(f"time_frequencies=diffusion_ql needs time_dim >= 4, got {self.time_dim}")
 
 
 class DiffusionActor(nn.Module):
@@ -168,7 +212,7 @@ class DiffusionActor(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: DiffusionConfig):
         super().__init__()
-        self.time_embed = TimeEmbedding(cfg.time_dim, cfg.activation)
+        self.time_embed = TimeEmbedding(cfg.time_dim, cfg.activation, cfg.time_hidden, cfg.time_frequencies)
         self.net = mlp(obs_dim + act_dim + cfg.time_dim, act_dim, cfg.hidden_sizes, cfg.activation)
         self.register_buffer("steps", torch.arange(cfg.diffusion_steps, dtype=torch.float32), persistent=False)
 

@@ -9,7 +9,11 @@ targets and weights, which live in their own files; this module holds the common
 - `weighted_noise_loss`: mean over rows and action dimensions of w * (eps_theta - target)^2, the
   `weighted_p_loss` / `reverse_samping_weighted_p_loss` of the relax reference code
   (mahaitongdae/diffusion_policy_online_rl, relax/utils/diffusion.py), QSM's loss with w = 1.
-- `BestOfNDiffusionConfig`, `NoiseTemperatureConfig`: the shared Table 3 defaults.
+- `twin_mse_loss`: QVPO's and DIPO's critic loss, the sum of the two members' MSEs times a weight;
+  `linear_lr_factor`, `set_learning_rate`: the reference's linear decay of the policy's rate.
+- `BestOfNDiffusionConfig`, `NoiseTemperatureConfig`: the shared Table 3 defaults; `RelaxDiffusionConfig`:
+  the DDPM of SDAC's and DPMD's reference code; `DiffusionQLNetsConfig`: how QVPO's and DIPO's reference
+  code builds and trains its networks (docs/baselines-vs-reference.md).
 - `BestOfNDiffusion`: actor, twin critic and targets, the generator interface, the policy's actions
   for training (best-of-N + exploration noise, as the reference's `get_action`), the MSE critic step
   and SDAC/DPMD's exploration-noise temperature step.
@@ -19,14 +23,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Optional
 
 import torch
 
 from algorithms.common.base import OffPolicyAlgorithm, adam
 from algorithms.common.best_of_n import BestOfNActing, best_of_n
 from algorithms.common.buffer import Batch
-from algorithms.common.config import BestOfNConfig, Boolean, OffPolicyConfig, Positive, TemperatureConfig, param
-from algorithms.common.critics import TwinCritic, twin_critic_loss
+from algorithms.common.config import (BestOfNConfig, Boolean, Fraction, NonNegative, OffPolicyConfig, OneOf, OptionalOf, Positive,
+                                      TemperatureConfig, Validated, param)
+from algorithms.common.critics import TwinCritic, td_target, twin_critic_loss
 from algorithms.common.diffusion import DDPMSchedule, DiffusionActor, DiffusionConfig, DiffusionGenerator
 from algorithms.common.targets import polyak_update
 from algorithms.common.temperature import LogAlpha, gaussian_noise_entropy, noise_alpha_loss
@@ -74,6 +80,32 @@ def clip_gradients(module: torch.nn.Module, max_norm: float | None) -> None:
         torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
 
 
+def twin_mse_loss(q: torch.Tensor, target: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+    """weight * sum over the two members of mean_b (Q_j - y)^2; q [2, B], target [B]. weight 1 is QVPO's and
+    DIPO's reference `F.mse_loss(q1, y) + F.mse_loss(q2, y)`; 0.5 is SAC's J_Q (critics.twin_critic_loss)."""
+    return weight * ((q - target.unsqueeze(0)) ** 2).mean(dim=1).sum()
+
+
+def linear_lr_factor(step: int, start: int, steps: int, end_factor: float | None) -> float:
+    """lr(step) / lr(0) of `optax.linear_schedule(lr, end_factor * lr, transition_steps=steps,
+    transition_begin=start)` at the optimizer's step count `step` (0 for its first update): 1 up to `start`,
+    then linearly to end_factor over `steps`, then end_factor. None: 1 (a constant rate)."""
+    if end_factor is None:
+        return 1.0
+    done = min(max(step - start, 0), steps) / steps
+    return 1.0 + done * (end_factor - 1.0)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every param group's rate in place: a tensor rate is filled (the compiled step reads the same tensor,
+    so a changing rate never recompiles it), a float replaced."""
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
+
+
 # -- configs ------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class BestOfNDiffusionConfig(BestOfNConfig, DiffusionConfig, OffPolicyConfig):
@@ -85,6 +117,70 @@ class BestOfNDiffusionConfig(BestOfNConfig, DiffusionConfig, OffPolicyConfig):
     act_with_target_actor: bool = param(False, Boolean())
     """Whether acting uses a Polyak-averaged copy of the actor (SDAC and DPMD: True, see NoiseTemperatureConfig);
     False for QSM, whose reference acts with the current actor."""
+    beta_schedule: str = param("vp", OneOf(("vp", "cosine", "linear")))
+    """The DDPM's betas: 'vp' (0.1 -> 10, algorithms/common/diffusion.py), 'cosine', or 'linear' =
+    linear_beta_scale * linspace(1e-4, 0.999, T), the schedule relax's `GaussianDiffusion` builds
+    (mahaitongdae/diffusion_policy_online_rl, relax/utils/diffusion.py; SDAC and DPMD default to it, see
+    RelaxDiffusionConfig)."""
+    linear_beta_scale: float = param(0.8, Fraction(open_low=True))
+    """The scale of the 'linear' schedule (ignored by the others): relax's `--beta_schedule_scale`, 0.8 in
+    scripts/train_mujoco.py, which passes it to SDAC's and DPMD's network (relax/network/diffv2.py). At 20 steps
+    alpha-bar runs from 0.99992 (first step) to 5.3e-6 (last)."""
+    actor_lr_end_factor: Optional[float] = param(0.1, OptionalOf(Fraction()))
+    """The actor's learning rate decays linearly from actor_lr to actor_lr_end_factor * actor_lr (none: constant).
+    The relax reference builds every policy optimizer of SDAC, DPMD and its QSM on `optax.linear_schedule(lr,
+    lr_schedule_end, transition_steps=5e4, transition_begin=2.5e4)` (relax/algorithm/sdac.py, dpmd.py, qsm.py)
+    with `--lr 3e-4 --lr_schedule_end 3e-5` (scripts/train_mujoco.py): 0.1 at Table 3's 3e-4. A factor, not an
+    absolute end, so that actor_lr=0 (the frozen-actor control) stays frozen. Table 3 gives only the initial
+    rate; the SOM paper says nothing of a schedule."""
+    actor_lr_decay_start: int = param(25_000, NonNegative(int))
+    """Actor updates (the optimizer's own step count, as optax's schedule counts them: with SDAC's and DPMD's
+    policy delay 2 these are every other update) before the decay starts (reference `transition_begin=2.5e4`)."""
+    actor_lr_decay_steps: int = param(50_000, Positive(int))
+    """Actor updates over which the rate decays to its end value (reference `transition_steps=5e4`)."""
+
+
+@dataclasses.dataclass
+class RelaxDiffusionConfig(Validated):
+    """The DDPM of SDAC's and DPMD's reference code (mahaitongdae/diffusion_policy_online_rl, the code their
+    paper's curves came from): what it builds, where the shared DDPM's defaults differ."""
+
+    beta_schedule: str = "linear"
+    """0.8 * linspace(1e-4, 0.999, 20): relax's `GaussianDiffusion` builds `beta_schedule_scale *
+    linear_beta_schedule(T)` (relax/utils/diffusion.py; SDAC's and DPMD's network relax/network/diffv2.py
+    passes scripts/train_mujoco.py's `--beta_schedule_type linear --beta_schedule_scale 0.8`); its
+    `vp_beta_schedule` is defined but never called. `--set beta_schedule=vp` gives the VP 0.1 -> 10 betas used
+    before (alpha-bar 0.983 -> 0.0064 instead of 0.99992 -> 5.3e-6)."""
+    prior_std: float = 0.5
+    """The reverse process starts from 0.5 N(0, I): relax's `p_sample`, `x = 0.5 * jax.random.normal(...)`
+    (relax/utils/diffusion.py), for acting, the critic target's a' and SDAC's and DPMD's training samples alike.
+    The papers write N(0, I) (`--set prior_std=1`)."""
+
+
+@dataclasses.dataclass
+class DiffusionQLNetsConfig(Validated):
+    """How QVPO's and DIPO's reference code builds and trains its networks (wadx2019/qvpo and BellmanTimeHut/DIPO,
+    agent/model.py, agent/helpers.py, agent/qvpo.py, agent/DiPo.py: the same code, QVPO's README says it is based
+    on DIPO's). Neither paper nor the SOM paper's Table 3 says; the defaults are the reference code's."""
+
+    time_hidden: Optional[int] = 256
+    """The step embedding's MLP: SinusoidalPosEmb(32) -> Linear(32, 256) -> Mish -> Linear(256, 32) (agent/model.py,
+    `hidden_size=256`); none = 2 time_dim, the relax width used before."""
+    time_frequencies: str = "diffusion_ql"
+    """The reference's `SinusoidalPosEmb`: frequencies exp(-j log 10,000 / 15), unscaled (agent/helpers.py);
+    'relax' = the scaled sinusoid used before."""
+    init: str = param("truncated_normal", OneOf(("truncated_normal", "torch")))
+    """Weights of every linear layer (actor, its step embedding, both critics). 'truncated_normal': N(0, s^2)
+    truncated to +-2 s, s = 1 / (2 sqrt(fan_in)), biases 0: the reference's `init_weights`, applied to its
+    Model and Critic (algorithms/common/nets.py `truncated_normal_init_`); 'torch': nn.Linear's default
+    (Kaiming-uniform), used before."""
+    adam_eps: float = param(1e-5, Positive())
+    """Adam epsilon of the actor's and the critic's optimizers: the reference's `torch.optim.Adam(..., eps=1e-5)`
+    (agent/qvpo.py, agent/DiPo.py); 1e-8 is torch's default, used before."""
+    critic_loss_weight: float = param(1.0, Positive())
+    """J_Q = weight * sum over the two critics of mean (Q_j - y)^2. 1: the reference's
+    `F.mse_loss(q1, y) + F.mse_loss(q2, y)`; 0.5: SAC's J_Q, used before. Adam is blind to the weight; the
+    gradient clip (`grad_clip`, 2.0) is not: at 0.5 the clip acted as 4.0 in the reference's units."""
 
 
 @dataclasses.dataclass
@@ -128,15 +224,30 @@ class BestOfNDiffusion(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
     def __init__(self, obs_dim: int, act_dim: int, config: BestOfNDiffusionConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)
         cfg = config
-        self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device)
-        self.actor = DiffusionActor(obs_dim, act_dim, cfg).to(self.device)
+        self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device, linear_scale=cfg.linear_beta_scale)
+        self.actor = self.build_actor(obs_dim, act_dim).to(self.device)
         self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         if cfg.act_with_target_actor:
             self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
+        # a scheduled rate is a tensor, filled in place by `schedule_actor_lr`, so a compiled step never recompiles
+        actor_lr = cfg.actor_lr if cfg.actor_lr_end_factor is None else torch.tensor(float(cfg.actor_lr), device=self.device)
+        self.actor_opt = adam(self.actor.parameters(), actor_lr, self.device)
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
         self.updates = 0
+
+    def build_actor(self, obs_dim: int, act_dim: int) -> torch.nn.Module:
+        """The actor network: a DDPM noise predictor (a subclass may build another sampler with `sample`)."""
+        return DiffusionActor(obs_dim, act_dim, self.config)
+
+    def schedule_actor_lr(self, actor_step: int) -> None:
+        """Set the actor's rate for its `actor_step`-th update (0 = its first): actor_lr times the linear decay
+        factor of the config (`actor_lr_end_factor`, `actor_lr_decay_start`, `actor_lr_decay_steps`)."""
+        cfg = self.config
+        if cfg.actor_lr_end_factor is None:
+            return
+        factor = linear_lr_factor(actor_step, cfg.actor_lr_decay_start, cfg.actor_lr_decay_steps, cfg.actor_lr_end_factor)
+        set_learning_rate(self.actor_opt, cfg.actor_lr * factor)
 
     # -- the generator (acting, evaluation, `sombench bandit`) ------------------------------------
     def generating_actor(self) -> DiffusionActor:
@@ -167,7 +278,7 @@ class BestOfNDiffusion(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         cfg = self.config
         with torch.no_grad():
             next_q = self.critic_target(batch.next_obs, next_action).min(dim=0).values
-            y = cfg.reward_scale * batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q
+            y = td_target(batch.reward, next_q, batch.terminated, cfg.gamma, cfg.reward_scale)
         q = self.critic(batch.obs, batch.action)
         loss = twin_critic_loss(q, y)
         self.critic_opt.zero_grad(set_to_none=True)

@@ -86,6 +86,25 @@ class EnsembleMLP(nn.Module):
         return self.net(x)
 
 
+def truncated_normal_init_(module: nn.Module) -> nn.Module:
+    """In place, on every `nn.Linear` and `EnsembleLinear` under `module`: weights ~ N(0, s^2) truncated to
+    +-2 s with s = 1 / (2 sqrt(fan_in)), biases 0. The `init_weights` of QVPO's and DIPO's reference code
+    (wadx2019/qvpo and BellmanTimeHut/DIPO, agent/helpers.py: it redraws the values outside 2 s until none
+    is left, which is this distribution). Returns `module`."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            fan_in = m.in_features
+        elif isinstance(m, EnsembleLinear):
+            fan_in = m.weight.shape[1]
+        else:
+            continue
+        std = 1.0 / (2.0 * math.sqrt(fan_in))
+        with torch.no_grad():
+            nn.init.trunc_normal_(m.weight, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
+            m.bias.zero_()
+    return module
+
+
 # -- network evaluations as bare matrix products (`sombench latency --breakdown`) -----------------
 def linear_layers(net: nn.Module) -> list[tuple[int, int, int]]:
     """(members, in, out) of each linear layer of an `mlp` or `EnsembleMLP`, input to output."""

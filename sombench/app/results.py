@@ -131,8 +131,7 @@ def plot(req: PlotRequest) -> Path:
 
     out = req.out or req.results / (f"by_{req.by}.png" if req.by else "figure2.png")
     check_output_file(out)
-    norm_ref = req.norm_ref or (aggregate.FIXED_REF if req.stats == "rliable" else None)
-    ref = aggregate.read_norm_ref(norm_ref) if norm_ref else None
+    ref = aggregate.read_norm_ref(req.norm_ref) if req.norm_ref else None
     envs, algos = common.split_names(req.envs), common.split_names(req.algos)
     try:
         if req.by:

@@ -195,6 +195,7 @@ class Trainer:
         self.scaler = ActionScaler(self.info.act_low, self.info.act_high, self.info.act_shape, self.info.act_dtype)
         seed_everything(spec.seed)
         self.algo = algorithms.get(spec.algo)(self.info.obs_dim, self.info.act_dim, spec.config(), self.device)
+        self.algo.run_steps = spec.total_steps  # schedules that span the run (QVPO's entropy decay) read it
         self.compiled = self.algo.compile(warn=_warn_line) if spec.compile else []
         self.action_rng = np.random.default_rng(spec.seed)
         self.window = MetricWindow()
