@@ -112,6 +112,7 @@ def clip_action_gradient(grad: torch.Tensor, max_norm: float, scope: str) -> Non
 @register
 class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
     name = "dipo"
+    revision = 2  # issue 25: defaults moved to the reference code's (docs/baselines-vs-reference.md)
     description = "DIPO: replay actions improved by 30 Adam steps on min Q and written back; 100-step DDPM fitted to them by cloning."
     Config = DIPOConfig
     generation_steps = 100

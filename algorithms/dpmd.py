@@ -74,6 +74,7 @@ def running_stats(mean: torch.Tensor, std: torch.Tensor, q: torch.Tensor, rate: 
 @register
 class DPMD(NoiseTemperature, BestOfNDiffusion):
     name = "dpmd"
+    revision = 2  # issue 25: defaults moved to the reference code's (docs/baselines-vs-reference.md)
     description = "DPMD: 20-step DDPM actor fitted to its own samples weighted by exp(normalised Q / alpha), best-of-N."
     Config = DPMDConfig
     generation_steps = 20

@@ -156,6 +156,7 @@ class LangevinScoreActor(nn.Module):
 @register
 class QSM(BestOfNDiffusion):
     name = "qsm"
+    revision = 2  # issue 25: defaults moved to the reference code's (docs/baselines-vs-reference.md)
     description = "QSM: 20-step DDPM actor whose noise prediction is regressed onto -M_q grad_a Q, best-of-N acting."
     Config = QSMConfig
     generation_steps = 20

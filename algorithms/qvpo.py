@@ -127,6 +127,7 @@ class QVPOConfig(DiffusionQLNetsConfig, BestOfNConfig, DiffusionConfig, OffPolic
 @register
 class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
     name = "qvpo"
+    revision = 2  # issue 25: defaults moved to the reference code's (docs/baselines-vs-reference.md)
     description = "QVPO: 20-step DDPM fitted by an advantage-weighted denoising loss on 64 own samples, uniform-action entropy term."
     Config = QVPOConfig
     generation_steps = 20

@@ -87,6 +87,7 @@ def sdac_loss(noise_pred: torch.Tensor, noise: torch.Tensor, weights: torch.Tens
 @register
 class SDAC(NoiseTemperature, BestOfNDiffusion):
     name = "sdac"
+    revision = 2  # issue 25: defaults moved to the reference code's (docs/baselines-vs-reference.md)
     description = "SDAC: 20-step DDPM actor fitted by reverse-sampling score matching to exp(Q), best-of-N acting."
     Config = SDACConfig
     generation_steps = 20

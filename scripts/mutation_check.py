@@ -284,6 +284,13 @@ MUTATIONS: list[Mutation] = [
     m("analysis-imports-torch", "sombench/analysis/aggregate.py",
       ("import numpy as np\n", "import numpy as np\nimport torch  # noqa: F401\n"), ["test_analysis_imports.py"],
       "reading results imports torch"),
+    m("sdac-revision-not-raised", "algorithms/sdac.py", ("    revision = 2  #", "    revision = 1  #"),
+      ["test_reliability.py::test_a_run_of_an_earlier_algorithm_revision_is_refused_not_resumed[sdac-True]"],
+      "SDAC's defaults changed but its revision did not: old runs would resume with the new behaviour"),
+    m("revision-not-in-identity", "sombench/runs/spec.py",
+      ('            "algo_revision": algorithm_class(self.algo).revision,\n', ""),
+      ["test_reliability.py::test_a_run_of_an_earlier_algorithm_revision_is_refused_not_resumed[sdac-True]"],
+      "runs do not record their algorithm's revision"),
     # issue 24's faults
     m("eval-shares-training-rng", "sombench/train/trainer.py",
       ("    with private_rng(evaluation_seed(seed, env_step, episodes)):", "    with contextlib.nullcontext():"),

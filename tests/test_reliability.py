@@ -440,3 +440,23 @@ def test_a_run_stored_before_a_config_field_existed_still_resumes(cli, tmp_path)
     config["run"]["algo_config"]["log_std_min"] = -5.0  # but a stored value that differs is another config
     (run / "config.json").write_text(json.dumps(config))
     assert_one_line_error(*cli(args), "was run with other settings (algo_config.log_std_min -5.0 -> -20.0)")
+
+
+@pytest.mark.parametrize("algo, refused", [("sac", False), ("sdac", True)])
+def test_a_run_of_an_earlier_algorithm_revision_is_refused_not_resumed(cli, tmp_path, algo, refused):
+    """SDAC's defaults changed (issue 25: revision 2): an interrupted run stored before (its identity without
+    `algo_revision`) would otherwise resume with the new behaviour; SAC's did not change and still resumes."""
+    args = ["run", "--algo", algo, "--env", "Pendulum-v1", "--steps", "40", "--results", str(tmp_path), "--eval-every", "20",
+            "--eval-episodes", "1", "--checkpoint-every", "20", "--threads", "1", "--set", "hidden_sizes=8,8",
+            "--set", "batch_size=8", "--set", "warmup_steps=10"] + (["--set", "diffusion_steps=3"] if algo == "sdac" else [])
+    assert cli(args)[0] == 0
+    run = run_path(tmp_path, "Pendulum-v1", algo)
+    config = json.loads((run / "config.json").read_text())
+    assert config["run"].pop("algo_revision") == (2 if refused else 1)
+    (run / "config.json").write_text(json.dumps(config))
+    store.write_state(run, state="interrupted", env_step=20, total_steps=40)
+    code, out, err = cli(args)
+    if refused:
+        assert_one_line_error(code, out, err, f"was run by revision 1 of {algo}, whose defaults have since changed (now revision 2)")
+    else:
+        assert code == 0, err

@@ -87,6 +87,11 @@ class Algorithm(ABC):
     is derived from the config in `__init__` and recomputed on resume. Naming one of another type (None,
     a tuple, an array) makes `state_dict` raise TypeError."""
 
+    revision: ClassVar[int] = 1
+    """The behaviour's revision: raised when a default changes what the algorithm does (issue 25 moved SDAC's,
+    DPMD's, QSM's, QVPO's and DIPO's defaults to their reference code's: 2). A run records it in its identity,
+    and a run stored under another revision is refused rather than resumed with new behaviour (fields added
+    since a run was stored are otherwise filled with their current defaults)."""
     compiled_methods: ClassVar[tuple[str, ...]] = ()
     """The methods holding this algorithm's tensor work (act and update paths) that `compile` wraps with
     torch.compile: tensors and Python flags in, no Python counters read or written, no host syncs."""

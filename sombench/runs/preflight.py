@@ -28,7 +28,11 @@ def check_existing_run(spec: RunSpec, results: Path) -> None:
     stored = st.stored_identity(spec.key)
     run = st.run_dir(spec.key)
     if stored is not None:
-        diff = differences(upgrade_identity(stored, spec), json_ready(spec.identity()))
+        old, new = upgrade_identity(stored, spec), json_ready(spec.identity())
+        if old.get("algo_revision") != new.get("algo_revision"):
+            raise UserError(f"{run} was run by revision {old.get('algo_revision')} of {spec.algo}, whose defaults have since "
+                            f"changed (now revision {new.get('algo_revision')}); use another results folder or --tag, or delete that run")
+        diff = differences(old, new)
         if diff:
             raise UserError(f"{run} was run with other settings ({'; '.join(diff[:3])}); name this config with a tag, "
                             "use another results folder or delete that run")

@@ -92,6 +92,7 @@ class RunSpec:
             "eval_episodes": self.eval_episodes,
             "log_every": self.log_every,
             "algo_config": json_ready(dataclasses.asdict(self.config())),
+            "algo_revision": algorithm_class(self.algo).revision,
         }
 
 
@@ -158,8 +159,11 @@ def variant_name(config: Any, reference: Any) -> str | None:
 def upgrade_identity(stored: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
     """A stored identity with the config fields added to the algorithm since the run was stored filled in
     with their defaults: a field's default keeps the behaviour the code had before the field existed
-    (fields are added that way), so such a run is the same config and stays resumable."""
+    (fields are added that way), so such a run is the same config and stays resumable. Where a change of
+    defaults broke that rule, the algorithm's `revision` was raised; an identity stored without one is of
+    revision 1, so a run of an older revision differs and is refused, not resumed with new behaviour."""
     stored = json_ready(stored)
+    stored.setdefault("algo_revision", 1)  # stored before revisions were recorded: the first
     defaults = json_ready(dataclasses.asdict(spec._reference_config))
     config = stored.get("algo_config")
     if isinstance(config, dict):
