@@ -68,6 +68,30 @@ def tree(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (unit tests of small networks run ~5x faster so on 2 shared cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def grad_norms_at_step(monkeypatch, opt: torch.optim.Optimizer) -> list[float]:
+    """Record the gradient norm of the optimizer's parameters each time it steps (where a clip must have acted:
+    Adam alone would hide a missing clip on a first step)."""
+    norms = []
+    real = opt.step
+    params = [p for group in opt.param_groups for p in group["params"]]
+
+    def step(*args, **kwargs):
+        norms.append(float(torch.sqrt(sum((p.grad ** 2).sum() for p in params if p.grad is not None))))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(opt, "step", step)
+    return norms
+
+
 @pytest.fixture(autouse=True)
 def _quiet_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))

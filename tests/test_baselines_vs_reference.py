@@ -29,12 +29,7 @@ from sombench.measure.latency import random_batch
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: fast on a shared 2-core machine
 
 
 def fill(algo, n: int, seed: int = 0) -> None:

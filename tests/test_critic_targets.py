@@ -45,12 +45,7 @@ RS, GAMMA = 0.3, 0.9
 SMALL = {"hidden_sizes": (16, 16), "batch_size": B, "reward_scale": RS, "gamma": GAMMA}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: fast on a shared 2-core machine
 
 
 def terminal_batch(seed: int = 0) -> Batch:

@@ -10,6 +10,8 @@ import math
 import numpy as np
 import pytest
 import torch
+
+from conftest import grad_norms_at_step
 from torch import nn
 
 from algorithms.common.base import Choice
@@ -20,12 +22,7 @@ from sombench.measure.latency import random_batch
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: fast on a shared 2-core machine
 
 
 def roundtrip(state: dict) -> dict:
@@ -264,20 +261,6 @@ def test_the_actor_clones_the_improved_actions(monkeypatch):
     assert torch.equal(obs, batch.obs)
     torch.testing.assert_close(x0, improved[0], rtol=0, atol=0)
     assert (x0 - batch.action).abs().max() > 1e-3
-
-
-def grad_norms_at_step(monkeypatch, opt: torch.optim.Optimizer) -> list[float]:
-    """Record the gradient norm of the optimizer's parameters each time it steps."""
-    norms = []
-    real = opt.step
-    params = [p for group in opt.param_groups for p in group["params"]]
-
-    def step(*args, **kwargs):
-        norms.append(float(torch.sqrt(sum((p.grad ** 2).sum() for p in params if p.grad is not None))))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(opt, "step", step)
-    return norms
 
 
 @pytest.mark.parametrize("clip", [1e-4, None])
