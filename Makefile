@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	# request would pull a multi-GB CUDA build. Users with a GPU may install a CUDA torch instead.
 	$(BIN)/pip install --quiet torch==2.13.0
 	# the optional launchers too, so the tests run a real Ray instance and submitit's local executor
-	$(BIN)/pip install --quiet -e '.[test,ray,slurm,video]'
+	$(BIN)/pip install --quiet -e '.[test,ray,slurm,video,track]'
 	touch $(STAMP)
 
 # A small real benchmark: SAC on Pendulum-v1, 2 seeds in parallel, into results/ (a few minutes),

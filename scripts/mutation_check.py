@@ -314,6 +314,19 @@ MUTATIONS: list[Mutation] = [
        "    steps = np.array(sorted(set.intersection(*[set(int(s) for s in f[\"env_step\"]) for f in frames])), dtype=int)"),
       ["test_faults.py::test_seeds_on_different_schedules_share_one_grid_with_values_carried_forward"],
       "seeds on different schedules meet only at their shared steps"),
+    # issue 27's tracking
+    m("tensorboard-no-purge", "sombench/train/tracking.py",
+      ("purge_step=None if fresh else after + 1", "purge_step=None"),
+      ["test_tracking.py::test_trackers_hold_each_csv_row_once_across_kills_and_a_resume_that_starts_tracking"],
+      "a resumed run's TensorBoard keeps what a killed session wrote past its marker: those steps appear twice"),
+    m("wandb-marker-per-row", "sombench/train/tracking.py",
+      ('    durable = False\n    """Rows are certain only once', '    durable = True\n    """Rows are certain only once'),
+      ["test_tracking.py::test_trackers_hold_each_csv_row_once_across_kills_and_a_resume_that_starts_tracking"],
+      "W&B's marker trusts rows its service process may lose on SIGKILL: a killed session's rows go missing"),
+    m("tracker-skips-stored-rows", "sombench/train/trainer.py",
+      ("            self.tracker.send_rows(self.train_rows, self.eval_rows)\n", ""),
+      ["test_tracking.py::test_trackers_hold_each_csv_row_once_across_kills_and_a_resume_that_starts_tracking"],
+      "a resumed run's trackers miss the rows stored before they were opened"),
 ]
 
 

@@ -1,7 +1,8 @@
 """A Pendulum that SIGKILLs its own process after a set number of steps (crash-resume tests).
 
 The kill point comes from the environment variable SOMBENCH_KILL_AFTER_STEPS (steps counted over
-every instance in the process, evaluation included); unset, the env is plain Pendulum-v1. Killing
+every instance in the process, evaluation included); SOMBENCH_SIGINT_AFTER_STEPS sends SIGINT instead
+(a Ctrl-C, once); unset, the env is plain Pendulum-v1. Killing
 from inside `env.step` makes the crash deterministic: the test does not race the run's file writes
 with a polling loop, and the run is still ended by a real SIGKILL with no chance to clean up.
 """
@@ -25,6 +26,9 @@ class KillablePendulum(PendulumEnv):
         limit = os.environ.get("SOMBENCH_KILL_AFTER_STEPS")
         if limit is not None and _steps_in_process >= int(limit):
             os.kill(os.getpid(), signal.SIGKILL)
+        interrupt = os.environ.get("SOMBENCH_SIGINT_AFTER_STEPS")
+        if interrupt is not None and _steps_in_process == int(interrupt):
+            os.kill(os.getpid(), signal.SIGINT)
         return super().step(action)
 
 

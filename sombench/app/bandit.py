@@ -89,6 +89,8 @@ class BanditRequest:
     threads: int | None = None
     compile: bool = False
     command: tuple[str, ...] = ()
+    track: Any = None
+    """A runs.spec.Tracking: the experiment trackers (`--track`); None: none."""
 
 
 @dataclasses.dataclass
@@ -126,7 +128,8 @@ def prepare(req: BanditRequest) -> BanditPlan:
         describe_env(env_id)
         groups[name] = common.build_specs(req.algo, env_id, list(range(req.seeds)), steps, schedule=schedule, device=device,
                                           threads=common.default_threads(req.threads, req.workers, req.seeds), sets=req.sets,
-                                          preset=preset_for(req.algo), tag=req.tag, compile=req.compile, command=req.command)
+                                          preset=preset_for(req.algo), tag=req.tag, compile=req.compile, command=req.command,
+                                          track=req.track)
     common.prepare_store([s for specs in groups.values() for s in specs], req.results, report_locked=False)
     return BanditPlan(req, task, perturbation, steps, groups)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sombench.errors import InvalidValue, UserError
+from sombench.runs.spec import TRACKERS, WANDB_MODES, Tracking  # noqa: F401 - the CLI's choices and request type
 
 DEVICES = ("auto", "cpu", "cuda")
 """Device names a request may give; `cuda:N` picks one GPU."""
@@ -121,18 +122,38 @@ class Schedule:
             check_positive(field.name, getattr(self, field.name))
 
 
+def check_tracking(track) -> None:
+    """UserError (one line, exit 2) when a `--track` backend is unknown, its package is not installed, or
+    W&B would run online without an API key (it would stop to ask for one in every worker)."""
+    for name in track.backends:
+        if name not in TRACKERS:
+            raise InvalidValue("track", f"{name!r}: choose from {', '.join(TRACKERS)}")
+    if len(set(track.backends)) != len(track.backends):
+        raise InvalidValue("track", f"{', '.join(track.backends)}: name each tracker once")
+    if track.wandb_mode is not None and track.wandb_mode not in WANDB_MODES:
+        raise InvalidValue("wandb-mode", f"{track.wandb_mode!r}: choose from {', '.join(WANDB_MODES)}")
+    from sombench.train.tracking import missing_package, wandb_login_problem
+
+    for name in track.backends:
+        problem = missing_package(name) or (wandb_login_problem(track.wandb_mode) if name == "wandb" else None)
+        if problem:
+            raise UserError(problem)
+
+
 def build_specs(algo: str, env: str, seeds: list[int], steps: int, *, schedule: Schedule, device: str, threads: int,
                 sets: list[str], preset: str | None, tag: str | None, compile: bool = False,
-                command: tuple[str, ...] = ()) -> list:
+                command: tuple[str, ...] = (), track=None) -> list:
     """RunSpecs for seeds of one algorithm (variant) on one env; the preset and every `key=value` of
-    `sets` are validated (UserError) before anything is written."""
+    `sets` are validated (UserError) before anything is written. `track`: a runs.spec.Tracking (None: none)."""
     from sombench.runs.spec import RunSpec, resolve_config
 
     resolve_config(algo, preset, list(sets))
+    track = track or Tracking()
+    check_tracking(track)
     return [RunSpec(algo=algo, env_id=env, seed=s, total_steps=steps, eval_every=schedule.eval_every,
                     eval_episodes=schedule.eval_episodes, checkpoint_every=schedule.checkpoint_every,
                     log_every=schedule.log_every, device=device, threads=threads, set_pairs=tuple(sets), preset=preset,
-                    tag=tag, command=command, compile=compile)
+                    tag=tag, command=command, compile=compile, track=track)
             for s in seeds]
 
 

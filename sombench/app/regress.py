@@ -31,6 +31,8 @@ class RegressRequest:
     workers: int | None = None
     threads: int = 1
     command: tuple[str, ...] = ()
+    track: Any = None
+    """A runs.spec.Tracking: the experiment trackers (`--track`); None: none. Needs `results`: the logs live in the run folders."""
 
 
 @dataclasses.dataclass
@@ -61,12 +63,13 @@ def provenance_now(threads: int, workers: int) -> dict[str, Any]:
             "versions": package_versions(), "cpu": cpu_model(), "threads": threads, "workers": workers}
 
 
-def entry_specs(entry: rg.Entry, extra_sets: list[str], threads: int, command: tuple[str, ...] = ()) -> list:
+def entry_specs(entry: rg.Entry, extra_sets: list[str], threads: int, command: tuple[str, ...] = (), track=None) -> list:
     """The entry's RunSpecs: evaluation at half and at the end, one checkpoint, ten log rows, on the CPU."""
     schedule = common.Schedule(eval_every=max(1, entry.steps // 2), eval_episodes=entry.eval_episodes,
                                checkpoint_every=entry.steps, log_every=max(1, entry.steps // 10))
     return common.build_specs(entry.algo, entry.env, list(range(entry.seeds)), entry.steps, schedule=schedule, device="cpu",
-                              threads=threads, sets=[*entry.sets, *extra_sets], preset=entry.preset, tag=None, command=command)
+                              threads=threads, sets=[*entry.sets, *extra_sets], preset=entry.preset, tag=None, command=command,
+                              track=track)
 
 
 @dataclasses.dataclass
@@ -103,7 +106,9 @@ def prepare(req: RegressRequest) -> RegressPlan:
                                      "change the suite file instead")
     bands_path = req.bands or rg.data_dir() / "bands.json"
     band_doc = rg.load_bands(bands_path)
-    specs = {e.key: entry_specs(e, list(req.sets), req.threads, req.command) for e in entries}
+    if req.track is not None and req.track.backends and req.results is None:
+        raise InvalidValue("track", "needs --results DIR with regress: without it the runs, and the logs inside them, are removed afterwards")
+    specs = {e.key: entry_specs(e, list(req.sets), req.threads, req.command, req.track) for e in entries}
     flat = [s for e in entries for s in specs[e.key]]
     root = req.results.absolute() if req.results else Path(tempfile.mkdtemp(prefix="sombench-regress-"))
     plan = RegressPlan(req, entries, specs, flat, root, req.workers or os.cpu_count() or 1, bands_path, band_doc, missing)

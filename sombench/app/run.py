@@ -35,6 +35,8 @@ class RunRequest:
     compile: bool = False
     command: tuple[str, ...] = ()
     """The command line, recorded in each run's config.json."""
+    track: Any = None
+    """A runs.spec.Tracking: the experiment trackers (`--track`); None: none."""
 
 
 @dataclasses.dataclass
@@ -71,7 +73,8 @@ def prepare(req: RunRequest) -> RunPlan:
     specs = common.build_specs(req.algo, req.env, list(range(req.seed_start, req.seed_start + req.seeds)), steps,
                                schedule=req.schedule, device=device,
                                threads=common.default_threads(req.threads, req.workers, req.seeds), sets=req.sets,
-                               preset=req.preset, tag=req.tag, compile=req.compile, command=req.command)
+                               preset=req.preset, tag=req.tag, compile=req.compile, command=req.command,
+                               track=req.track)
     common.prepare_store(specs, req.results, report_locked=False)
     from sombench.measure.cost import run_hint
 

@@ -150,6 +150,8 @@ class SweepRequest:
     schedule: common.Schedule = dataclasses.field(default_factory=common.Schedule)
     compile: bool = False
     command: tuple[str, ...] = ()
+    track: Any = None
+    """A runs.spec.Tracking: the experiment trackers (`--track`); None: none."""
 
 
 @dataclasses.dataclass
@@ -223,7 +225,7 @@ def prepare(req: SweepRequest, dry_run: bool = False) -> SweepPlan:
     threads = req.threads or (max(1, cores // workers) if req.launcher == "local" else req.cpus_per_run)
     plan = expand(algos, envs, list(range(req.seed_start, req.seed_start + req.seeds)), steps, list(req.sets), grid, req.preset,
                   lambda a, e: infos[e].default_steps * classes[a].budget_factor.get(e, 1),
-                  schedule=req.schedule, device=device, threads=threads, compile=req.compile, command=req.command)
+                  schedule=req.schedule, device=device, threads=threads, compile=req.compile, command=req.command, track=req.track)
     return SweepPlan(req, plan.specs, plan.notes, device, workers, threads)
 
 

@@ -52,6 +52,12 @@ def _warn(message: str) -> None:
     err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _tracking(track: list, project: str, entity: str | None, group: str | None, mode):
+    from sombench.app.common import Tracking
+
+    return Tracking(tuple(t.value for t in track), project, entity, group, mode.value if mode is not None else None)
+
+
 def _schedule(eval_every: int, eval_episodes: int, checkpoint_every: int, log_every: int):
     from sombench.app.common import Schedule
 
@@ -64,7 +70,8 @@ def run(algo: o.Algo, env: o.Env, seeds: o.Seeds = 1, seed_start: o.SeedStart = 
         results: o.Results = Path("results"), device: o.Device = "auto", workers: o.Workers = 1, set_: o.Sets = [],  # noqa: B006
         tag: o.Tag = None, preset: o.Preset = None, eval_every: o.EvalEvery = 5_000, eval_episodes: o.EvalEpisodes = 10,
         checkpoint_every: o.CheckpointEvery = 50_000, log_every: o.LogEvery = 1_000, threads: o.Threads = None,
-        compile_: o.Compile = False) -> None:
+        compile_: o.Compile = False, track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
+        wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
     """Train ALGO on ENV over seeds; skip finished seeds, resume interrupted ones."""
     from sombench.app import run as use_case
     from sombench.render import commands as show
@@ -72,7 +79,8 @@ def run(algo: o.Algo, env: o.Env, seeds: o.Seeds = 1, seed_start: o.SeedStart = 
 
     plan = use_case.prepare(use_case.RunRequest(
         algo, env, seeds, seed_start, steps, results, device, workers, list(set_), tag, preset,
-        _schedule(eval_every, eval_episodes, checkpoint_every, log_every), threads, compile_, _command()))
+        _schedule(eval_every, eval_episodes, checkpoint_every, log_every), threads, compile_, _command(),
+        _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode)))
     if plan.hint:
         err_console.print(plan.hint, markup=False, highlight=False, soft_wrap=True)
     with ProgressBars(plan.specs, console) as bars:
@@ -177,7 +185,9 @@ def bandit(algo: o.Algo,
            set_: Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE", help="Override a config field (repeatable); applied after the algorithm's bandit preset.")] = [],  # noqa: B006
            tag: o.Tag = None,
            device: Annotated[str, typer.Option("--device", metavar="auto|cpu|cuda[:N]", callback=o._device, help="Default cpu, not auto: the bandits' networks are small enough that a GPU's per-call latency dominates.")] = "cpu",
-           workers: o.Workers = 1, threads: o.Threads = None, compile_: o.Compile = False) -> None:
+           workers: o.Workers = 1, threads: o.Threads = None, compile_: o.Compile = False,
+           track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
+           wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
     """Train on a 2-D bandit (SOM Section 5.2, Appendices F-H), then write and print mode counts and figures."""
     import json
 
@@ -186,7 +196,8 @@ def bandit(algo: o.Algo,
     from sombench.render.progress import ProgressBars
 
     plan = use_case.prepare(use_case.BanditRequest(algo, task.value, perturb, seeds, steps, results, list(set_), tag, device,
-                                                   workers, threads, compile_, _command()))
+                                                   workers, threads, compile_, _command(),
+                                                   _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode)))
     out = err_console if fmt is o.BanditFormat.json else console
     failed = []
     for specs in plan.groups.values():
@@ -225,7 +236,9 @@ def sweep(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES, h
           partition: Annotated[Optional[str], typer.Option("--partition", help="slurm: partition.", rich_help_panel=o.CLUSTER)] = None,
           time_: Annotated[str, typer.Option("--time", help="slurm: time limit per run (minutes, HH:MM:SS, D-HH:MM:SS); a preempted run resumes on the rerun.", rich_help_panel=o.CLUSTER)] = "24:00:00",
           eval_every: o.EvalEvery = 5_000, eval_episodes: o.EvalEpisodes = 10, checkpoint_every: o.CheckpointEvery = 50_000,
-          log_every: o.LogEvery = 1_000, compile_: o.Compile = False) -> None:
+          log_every: o.LogEvery = 1_000, compile_: o.Compile = False,
+          track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
+          wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
     """Run a grid (algorithms x envs x seeds x --grid values) on a local pool, Ray or Slurm; skip finished runs, resume the others."""
     from rich.live import Live
 
@@ -236,7 +249,8 @@ def sweep(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES, h
 
     req = use_case.SweepRequest(list(algos), list(envs), seeds, seed_start, steps, list(set_), list(grid), preset, launcher.value,
                                 results, device, workers, threads, address, cpus_per_run, gpus_per_run, partition, time_,
-                                _schedule(eval_every, eval_episodes, checkpoint_every, log_every), compile_, _command())
+                                _schedule(eval_every, eval_episodes, checkpoint_every, log_every), compile_, _command(),
+                                _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode))
     plan = use_case.prepare(req, dry_run=dry_run)
     if dry_run:
         from sombench.render.cost import projection_table
@@ -270,7 +284,9 @@ def regress(suite: Annotated[o.Suite, typer.Option("--suite", help="ci (~10 min 
             bands: Annotated[Optional[Path], typer.Option("--bands", help="Bands file (default: sombench/data/regress/bands.json in the repository).")] = None,
             results: Annotated[Optional[Path], typer.Option("--results", help="Results store for the runs (default: a temporary folder, removed afterwards).")] = None,
             workers: Annotated[Optional[int], typer.Option("--workers", help="Runs in parallel processes (default: CPU cores: the runs are small).")] = None,
-            threads: Annotated[int, typer.Option("--threads", help="Torch threads per run (default 1: the bands were measured so).")] = 1) -> None:
+            threads: Annotated[int, typer.Option("--threads", help="Torch threads per run (default 1: the bands were measured so).")] = 1,
+            track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
+            wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
     """Run a suite of small-budget runs of every registered algorithm and fail (exit 1) on a significant drop from the reference bands."""
     from rich.live import Live
 
@@ -280,7 +296,8 @@ def regress(suite: Annotated[o.Suite, typer.Option("--suite", help="ci (~10 min 
     from sombench.render.regress import verdict_table
 
     plan = use_case.prepare(use_case.RegressRequest(suite.value, list(algos), list(set_), update, bands, results, workers,
-                                                    threads, _command()))
+                                                    threads, _command(),
+                                                    _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode)))
     if plan.missing:
         err_console.print(f"note: no {suite.value} entry for {', '.join(plan.missing)}", markup=False)
     title = f"sweep: {len(plan.flat)} runs on a local pool of {plan.workers} process(es)"

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from sombench.app.common import TRACKERS, WANDB_MODES
 from sombench.app.latency import FORMATS as LATENCY_FORMATS
 from sombench.app.results import STATS, STATUS_FORMATS, TABLE_FORMATS
 from sombench.app.sweep import LAUNCHERS
@@ -19,6 +20,7 @@ from sombench.app.sweep import LAUNCHERS
 NAMES = "NAME[,NAME...]"
 SCHEDULE = "Schedule"
 CLUSTER = "Ray and Slurm"
+TRACKING = "Tracking"
 
 
 def _algorithm_modules() -> list[str]:
@@ -43,6 +45,8 @@ LatencyFormat = _choices("LatencyFormat", LATENCY_FORMATS)
 
 BanditFormat = _choices("BanditFormat", ("table", "json"))
 Launcher = _choices("Launcher", LAUNCHERS)
+Tracker = _choices("Tracker", TRACKERS)
+WandbMode = _choices("WandbMode", WANDB_MODES)
 Stats = _choices("Stats", STATS)
 Suite = _choices("Suite", ("ci", "nightly"))
 """The suites of sombench/data/regress/suites.json (tests/test_cli_surface.py keeps them equal)."""
@@ -85,6 +89,13 @@ EvalEvery = Annotated[int, typer.Option("--eval-every", help="Env steps between 
 EvalEpisodes = Annotated[int, typer.Option("--eval-episodes", help="Episodes per evaluation.", rich_help_panel=SCHEDULE)]
 CheckpointEvery = Annotated[int, typer.Option("--checkpoint-every", help="Env steps between checkpoints (taken at the next episode end).", rich_help_panel=SCHEDULE)]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Env steps per train.csv row (metrics averaged over the window).", rich_help_panel=SCHEDULE)]
+
+# -- tracking ------------------------------------------------------------------------------------
+Track = Annotated[list[Tracker], typer.Option("--track", metavar="tensorboard|wandb", help="Also log metrics, evaluations, SPS and the config to TensorBoard (event files in each run folder) or W&B (repeatable).", rich_help_panel=TRACKING)]
+WandbProject = Annotated[str, typer.Option("--wandb-project", help="W&B project.", rich_help_panel=TRACKING)]
+WandbEntity = Annotated[Optional[str], typer.Option("--wandb-entity", help="W&B entity (user or team; default: yours).", rich_help_panel=TRACKING)]
+WandbGroup = Annotated[Optional[str], typer.Option("--wandb-group", help="W&B group (default: <env>/<algo>\\[@<variant>], a variant's seeds together).", rich_help_panel=TRACKING)]
+WandbModeOpt = Annotated[Optional[WandbMode], typer.Option("--wandb-mode", help="online, or offline (written into the run folder; upload later with `wandb sync`). Default: W&B's (WANDB_MODE, else online).", rich_help_panel=TRACKING)]
 
 # -- reading results -----------------------------------------------------------------------------
 Envs = Annotated[list[str], typer.Option("--envs", metavar=NAMES, help="Only these envs (repeatable or comma-separated).")]

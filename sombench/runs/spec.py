@@ -18,6 +18,31 @@ from sombench.errors import InvalidValue
 from sombench.overrides import apply_overrides
 
 
+TRACKERS = ("tensorboard", "wandb")
+"""The experiment trackers a run can log to (`--track`); sombench/train/tracking.py writes them."""
+
+WANDB_MODES = ("online", "offline")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tracking:
+    """Where a run's metrics go besides its CSVs (`--track`, `--wandb-*`). Not part of a run's identity:
+    logging changes no number, so a run started without tracking may be resumed with it (the rows already
+    stored are sent first) and the other way round."""
+
+    backends: tuple[str, ...] = ()
+    """A subset of TRACKERS, in the order given."""
+    project: str = "sombench"
+    """W&B project (`--wandb-project`)."""
+    entity: str | None = None
+    """W&B entity, a user or team (`--wandb-entity`); None: the logged-in user's default."""
+    group: str | None = None
+    """W&B group (`--wandb-group`); None: `<env>/<algo>[@<variant>]`, so a variant's seeds are grouped."""
+    wandb_mode: str | None = None
+    """`online` or `offline` (`--wandb-mode`); None: W&B's own default (the WANDB_MODE variable, else online).
+    Offline runs are written into the run folder and uploaded later with `wandb sync`."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     """Everything that defines one seed's run. Picklable, so worker processes can take it."""
@@ -43,6 +68,8 @@ class RunSpec:
     """torch.compile the algorithm's act and update paths (`--compile`). Not part of the identity: compiled
     and eager runs agree within float tolerance (tests/test_compile.py), so either may resume the other;
     config.json records which segments of the run were compiled."""
+    track: Tracking = Tracking()
+    """Experiment trackers (`--track`); not part of the identity."""
 
     # Derived values, computed on first use and kept in the instance's __dict__ (functools.cached_property
     # writes there directly, so the frozen dataclass allows it). They are no fields: eq, hash and repr

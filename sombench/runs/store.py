@@ -8,6 +8,9 @@
         checkpoint.pt   networks, optimizers, replay buffer, RNG states, counters
         state.json      running | done | failed | interrupted (runs.outcome.RunState), progress, last return, reason
         lock            pid and host of the process running this seed, while it runs
+        tensorboard/    TensorBoard event files (`--track tensorboard`)
+        wandb/          W&B's run folders (`--track wandb`; offline runs stay here until `wandb sync`)
+        tracked.json    the last env step each tracker was sent, and the W&B run id (`--track`)
 
 Every file is written to a temporary sibling and renamed over the target, so a reader (or a run
 killed at any instant) sees either the old or the new file, never half of one.
@@ -211,6 +214,20 @@ class RunFiles:
     @property
     def lock(self) -> Path:
         return self.dir / "lock"
+
+    # what `--track` adds (sombench/train/tracking.py)
+    @property
+    def tensorboard(self) -> Path:
+        return self.dir / "tensorboard"
+
+    @property
+    def wandb(self) -> Path:
+        """W&B's folder (wandb.init(dir=<run folder>) writes it): one `offline-run-*` or `run-*` folder per session."""
+        return self.dir / "wandb"
+
+    @property
+    def tracked(self) -> Path:
+        return self.dir / "tracked.json"
 
     # what `sombench bandit` adds to a run folder (sombench/app/bandit.py)
     @property

@@ -207,6 +207,7 @@ class Trainer:
         self.t_start = time.perf_counter()
         self.start_step = 0
         self.sps = RecentRate()
+        self.tracker = None
 
     # -- restore --------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -331,6 +332,8 @@ class Trainer:
         means = self.window.flush()
         if means:
             self.train_rows.append({"env_step": self.step, **means, "wall_s": round(self.wall(), 3)})
+            if self.tracker:
+                self.tracker.train_row(self.train_rows[-1])
 
     def evaluate(self) -> None:
         self.check_finite()
@@ -341,6 +344,8 @@ class Trainer:
                                "episodes": spec.eval_episodes, "wall_s": round(self.wall(), 3)})
         self.save_tables()
         self.save_state("running")
+        if self.tracker:
+            self.tracker.eval_row(self.eval_rows[-1])
 
     def progress(self, force: bool = False) -> None:
         now = time.perf_counter()
@@ -361,6 +366,7 @@ class Trainer:
             reason = f"checkpoint unreadable ({type(exc).__name__}); delete {self.files.checkpoint} to restart this seed"
             self.save_state("failed", reason=reason)
             return {"status": "failed", "reason": reason}
+        self.open_tracker()
         self.start_step, self.t_start = self.step, time.perf_counter()
         self.sps.update(self.t_start, self.step)
         self.save_state("running")
@@ -408,9 +414,32 @@ class Trainer:
                      "last_return": self.last_return})
         return {"status": "done", "steps": self.step, "final_return": self.last_return}
 
+    def open_tracker(self) -> None:
+        """Start the run's trackers (`--track`) and send them the stored rows they have not had; a tracker
+        that cannot start is one warning line, and the run trains without it (train/tracking.py)."""
+        if not self.spec.track.backends:
+            return
+        from sombench.train.tracking import Tracker
+
+        try:
+            record = store.read_json(self.files.config)
+        except (OSError, ValueError):
+            record = {"run": self.spec.identity(), "variant": self.spec.variant}
+        try:
+            self.tracker = Tracker(self.spec, self.files, record)
+            self.tracker.send_rows(self.train_rows, self.eval_rows)
+        except Exception as exc:  # noqa: BLE001 - tracking never fails a run
+            _warn_line(f"--track could not start for seed {self.spec.seed} ({type(exc).__name__}: {exc}); training without it")
+            if self.tracker:
+                self.tracker.close()
+            self.tracker = None
+
     def close(self) -> None:
         self.env.close()
         self.eval_env.close()
+        if self.tracker:
+            self.tracker.close()
+            self.tracker = None
 
 
 class CheckpointMismatch(Exception):
