@@ -166,7 +166,8 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         cfg = self.config
         run_steps = self.run_steps or cfg.default_run_steps
         decay_steps = run_steps if cfg.entropy_decay_steps is None else cfg.entropy_decay_steps
-        return entropy_weight(cfg.warmup_steps + self.updates, cfg.entropy_weight, cfg.entropy_weight_min, decay_steps)
+        num, den = self.update_ratio  # the reference decays over env steps: updates / R of them since warm-up
+        return entropy_weight(cfg.warmup_steps + self.updates * den / num, cfg.entropy_weight, cfg.entropy_weight_min, decay_steps)
 
     def target_samples(self, obs: torch.Tensor) -> torch.Tensor:
         """Policy samples for the critic target's best-of-N: the target actor's (`target_actor`) or the current's."""

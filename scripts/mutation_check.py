@@ -314,6 +314,14 @@ MUTATIONS: list[Mutation] = [
        "    steps = np.array(sorted(set.intersection(*[set(int(s) for s in f[\"env_step\"]) for f in frames])), dtype=int)"),
       ["test_faults.py::test_seeds_on_different_schedules_share_one_grid_with_values_carried_forward"],
       "seeds on different schedules meet only at their shared steps"),
+    # issue 26's update-to-data ratio
+    m("update-ratio-ignored", "algorithms/common/base.py",
+      ("        return num * trained_steps // den - num * (trained_steps - 1) // den", "        return 1"),
+      ["test_update_ratio.py"], "--updates-per-step is recorded but every env step still gets one update"),
+    m("update-ratio-float-drift", "algorithms/common/base.py",
+      ("        ratio = fractions.Fraction(str(config.updates_per_step)).limit_denominator(10**6)",
+       "        ratio = fractions.Fraction(config.updates_per_step)"),
+      ["test_update_ratio.py"], "R taken as the binary float (0.2 = 3602879701896397/2^54): floor(R t) drifts from the decimal ratio"),
     # issue 27's tracking
     m("tensorboard-no-purge", "sombench/train/tracking.py",
       ("purge_step=None if fresh else after + 1", "purge_step=None"),

@@ -37,6 +37,7 @@ tests with isinstance: `Generator` (the generator alone, for the bandit figures)
 
 from __future__ import annotations
 
+import fractions
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
 
@@ -143,7 +144,13 @@ class Algorithm(ABC):
 
     @abstractmethod
     def train_step(self) -> dict[str, torch.Tensor] | None:
-        """Called once per env step after warm-up; returns metrics or None if it did not train."""
+        """Called `updates_after(t)` times after the t-th env step past warm-up (once by default); returns
+        metrics or None if it did not train."""
+
+    def updates_after(self, trained_steps: int) -> int:
+        """How many times the harness calls `train_step` after the env step that is the `trained_steps`-th
+        (1-based) past warm-up: 1 (an on-policy algorithm decides in `train_step` when its rollout is full)."""
+        return 1
 
     # -- checkpointing -------------------------------------------------------------------------
     _SAVED_WHOLE = (nn.Module, torch.optim.Optimizer, ReplayBuffer)
@@ -237,6 +244,9 @@ class OffPolicyAlgorithm(Algorithm, QValued):
     def __init__(self, obs_dim: int, act_dim: int, config: OffPolicyConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)
         self.buffer = ReplayBuffer(config.buffer_size, obs_dim, act_dim, self.device)
+        ratio = fractions.Fraction(str(config.updates_per_step)).limit_denominator(10**6)
+        self.update_ratio = (ratio.numerator, ratio.denominator)
+        """R = updates_per_step as (numerator, denominator), the decimal it is written as."""
 
     @property
     def warmup_steps(self) -> int:
@@ -247,6 +257,12 @@ class OffPolicyAlgorithm(Algorithm, QValued):
 
     def train_step(self) -> dict[str, torch.Tensor]:
         return self.update(self.buffer.sample(self.config.batch_size))
+
+    def updates_after(self, trained_steps: int) -> int:
+        """floor(R t) - floor(R (t - 1)) for R = `updates_per_step` as an exact fraction (config.py): the
+        updates made by env step t are floor(R t), so the ratio is exact over the run and depends on t alone."""
+        num, den = self.update_ratio
+        return num * trained_steps // den - num * (trained_steps - 1) // den
 
     @abstractmethod
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -242,6 +242,13 @@ class OffPolicyConfig(AlgorithmConfig):
     """Replay capacity (Table 3)."""
     warmup_steps: int = param(30_000, NonNegative(int))
     """Env steps of uniform random actions before the first update (Table 3)."""
+    updates_per_step: float = param(1.0, Positive())
+    """R, the update-to-data ratio: updates per env step after warm-up (`--updates-per-step`). 1 is the
+    SB3 / CleanRL convention and sombench's default; the SOM paper does not state its ratio. relax (the code
+    behind the SDAC and DPMD curves, and SOM's alpha machinery) steps 5 envs and updates once per iteration,
+    so R = 0.2 there (its `scripts/train_mujoco.py`). R is read as the decimal it is written as (0.2 = 1/5)
+    and the env step that is the t-th after warm-up is followed by floor(R t) - floor(R (t - 1)) updates
+    (`Algorithm.updates_after`): exactly R over the run, the same on every resume."""
 
 
 @dataclasses.dataclass

@@ -122,6 +122,38 @@ class Schedule:
             check_positive(field.name, getattr(self, field.name))
 
 
+RATIO_FIELD = "updates_per_step"
+"""The config field `--updates-per-step` sets (algorithms/common/config.py OffPolicyConfig)."""
+
+
+def has_update_ratio(algo: str) -> bool:
+    """Whether `algo`'s config has an update-to-data ratio (the replay-buffer algorithms; not on-policy PPO)."""
+    return any(f.name == RATIO_FIELD for f in dataclasses.fields(algorithm_class(algo).Config))
+
+
+def ratio_sets(algo: str, value: str | float | None, *, required: bool) -> list[str]:
+    """The `--set` pair `--updates-per-step VALUE` stands for with `algo` ([] when VALUE is None). An
+    algorithm without the field: InvalidValue when `required` (a run of that algorithm), else [] (a sweep or
+    regress entry runs it at its own cadence; the caller notes it)."""
+    if value is None:
+        return []
+    number = parse_float("updates-per-step", value)
+    if not number > 0 or number != number or number == float("inf"):
+        raise InvalidValue("updates-per-step", f"{value}: give a positive ratio of updates to env steps, e.g. 1, 0.2 or 2")
+    if not has_update_ratio(algo):
+        if required:
+            raise InvalidValue("updates-per-step", f"{algo} has no update-to-data ratio: it is on-policy and updates once per rollout")
+        return []
+    return [f"{RATIO_FIELD}={value}"]
+
+
+def parse_float(name: str, value: str | float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidValue(name, f"{value!r} is not a number") from None
+
+
 def check_tracking(track) -> None:
     """UserError (one line, exit 2) when a `--track` backend is unknown, its package is not installed, or
     W&B would run online without an API key (it would stop to ask for one in every worker)."""

@@ -31,6 +31,9 @@ class RegressRequest:
     workers: int | None = None
     threads: int = 1
     command: tuple[str, ...] = ()
+    updates_per_step: str | float | None = None
+    """`--updates-per-step R` for every entry whose algorithm has that field (PPO's entries run as recorded);
+    like `sets`, an override of the recorded config."""
     track: Any = None
     """A runs.spec.Tracking: the experiment trackers (`--track`); None: none. Needs `results`: the logs live in the run folders."""
 
@@ -101,14 +104,15 @@ def prepare(req: RegressRequest) -> RegressPlan:
     missing = [] if names else sorted(set(common.algorithm_names()) - {e.algo for e in entries})
     common.check_positive("workers", req.workers)
     common.check_positive("threads", req.threads)
-    if req.update and req.sets:
+    if req.update and (req.sets or req.updates_per_step is not None):
         raise InvalidValue("update", "cannot be combined with overrides: they would be recorded as the reference config; "
                                      "change the suite file instead")
     bands_path = req.bands or rg.data_dir() / "bands.json"
     band_doc = rg.load_bands(bands_path)
     if req.track is not None and req.track.backends and req.results is None:
         raise InvalidValue("track", "needs --results DIR with regress: without it the runs, and the logs inside them, are removed afterwards")
-    specs = {e.key: entry_specs(e, list(req.sets), req.threads, req.command, req.track) for e in entries}
+    specs = {e.key: entry_specs(e, [*req.sets, *common.ratio_sets(e.algo, req.updates_per_step, required=False)], req.threads,
+                                req.command, req.track) for e in entries}
     flat = [s for e in entries for s in specs[e.key]]
     root = req.results.absolute() if req.results else Path(tempfile.mkdtemp(prefix="sombench-regress-"))
     plan = RegressPlan(req, entries, specs, flat, root, req.workers or os.cpu_count() or 1, bands_path, band_doc, missing)

@@ -37,6 +37,8 @@ class RunRequest:
     """The command line, recorded in each run's config.json."""
     track: Any = None
     """A runs.spec.Tracking: the experiment trackers (`--track`); None: none."""
+    updates_per_step: str | float | None = None
+    """`--updates-per-step R`: the config field updates_per_step (an algorithm's own default when None)."""
 
 
 @dataclasses.dataclass
@@ -70,9 +72,10 @@ def prepare(req: RunRequest) -> RunPlan:
     if steps is None:
         steps = default_steps(cls, req.env, info.default_steps)
     device = common.resolve_device(req.device)
+    sets = [*req.sets, *common.ratio_sets(req.algo, req.updates_per_step, required=True)]
     specs = common.build_specs(req.algo, req.env, list(range(req.seed_start, req.seed_start + req.seeds)), steps,
                                schedule=req.schedule, device=device,
-                               threads=common.default_threads(req.threads, req.workers, req.seeds), sets=req.sets,
+                               threads=common.default_threads(req.threads, req.workers, req.seeds), sets=sets,
                                preset=req.preset, tag=req.tag, compile=req.compile, command=req.command,
                                track=req.track)
     common.prepare_store(specs, req.results, report_locked=False)

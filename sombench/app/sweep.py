@@ -152,6 +152,8 @@ class SweepRequest:
     command: tuple[str, ...] = ()
     track: Any = None
     """A runs.spec.Tracking: the experiment trackers (`--track`); None: none."""
+    updates_per_step: str | float | None = None
+    """`--updates-per-step R`, for every algorithm with that field (the others are noted)."""
 
 
 @dataclasses.dataclass
@@ -219,13 +221,16 @@ def prepare(req: SweepRequest, dry_run: bool = False) -> SweepPlan:
         if missing:
             raise InvalidValue("steps", f"N is required: {missing[0]} has no paper budget")
     grid = parse_grid(req.grid)
+    ratio = [f"{a}:{pair}" for a in algos for pair in common.ratio_sets(a, req.updates_per_step, required=False)]
     device = _device(req, dry_run)
     cores = os.cpu_count() or 1
     workers = req.workers or (1 if req.launcher == "local" else max(1, cores // req.cpus_per_run))
     threads = req.threads or (max(1, cores // workers) if req.launcher == "local" else req.cpus_per_run)
-    plan = expand(algos, envs, list(range(req.seed_start, req.seed_start + req.seeds)), steps, list(req.sets), grid, req.preset,
+    plan = expand(algos, envs, list(range(req.seed_start, req.seed_start + req.seeds)), steps, [*req.sets, *ratio], grid, req.preset,
                   lambda a, e: infos[e].default_steps * classes[a].budget_factor.get(e, 1),
                   schedule=req.schedule, device=device, threads=threads, compile=req.compile, command=req.command, track=req.track)
+    if req.updates_per_step is not None:
+        plan.notes += [f"{a} has no updates_per_step (on-policy)" for a in algos if not common.has_update_ratio(a)]
     return SweepPlan(req, plan.specs, plan.notes, device, workers, threads)
 
 

@@ -70,7 +70,7 @@ def run(algo: o.Algo, env: o.Env, seeds: o.Seeds = 1, seed_start: o.SeedStart = 
         results: o.Results = Path("results"), device: o.Device = "auto", workers: o.Workers = 1, set_: o.Sets = [],  # noqa: B006
         tag: o.Tag = None, preset: o.Preset = None, eval_every: o.EvalEvery = 5_000, eval_episodes: o.EvalEpisodes = 10,
         checkpoint_every: o.CheckpointEvery = 50_000, log_every: o.LogEvery = 1_000, threads: o.Threads = None,
-        compile_: o.Compile = False, track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
+        compile_: o.Compile = False, updates_per_step: o.UpdatesPerStep = None, track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
         wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
     """Train ALGO on ENV over seeds; skip finished seeds, resume interrupted ones."""
     from sombench.app import run as use_case
@@ -80,7 +80,7 @@ def run(algo: o.Algo, env: o.Env, seeds: o.Seeds = 1, seed_start: o.SeedStart = 
     plan = use_case.prepare(use_case.RunRequest(
         algo, env, seeds, seed_start, steps, results, device, workers, list(set_), tag, preset,
         _schedule(eval_every, eval_episodes, checkpoint_every, log_every), threads, compile_, _command(),
-        _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode)))
+        _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode), updates_per_step))
     if plan.hint:
         err_console.print(plan.hint, markup=False, highlight=False, soft_wrap=True)
     with ProgressBars(plan.specs, console) as bars:
@@ -236,7 +236,7 @@ def sweep(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES, h
           partition: Annotated[Optional[str], typer.Option("--partition", help="slurm: partition.", rich_help_panel=o.CLUSTER)] = None,
           time_: Annotated[str, typer.Option("--time", help="slurm: time limit per run (minutes, HH:MM:SS, D-HH:MM:SS); a preempted run resumes on the rerun.", rich_help_panel=o.CLUSTER)] = "24:00:00",
           eval_every: o.EvalEvery = 5_000, eval_episodes: o.EvalEpisodes = 10, checkpoint_every: o.CheckpointEvery = 50_000,
-          log_every: o.LogEvery = 1_000, compile_: o.Compile = False,
+          log_every: o.LogEvery = 1_000, compile_: o.Compile = False, updates_per_step: o.UpdatesPerStep = None,
           track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
           wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
     """Run a grid (algorithms x envs x seeds x --grid values) on a local pool, Ray or Slurm; skip finished runs, resume the others."""
@@ -250,7 +250,7 @@ def sweep(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES, h
     req = use_case.SweepRequest(list(algos), list(envs), seeds, seed_start, steps, list(set_), list(grid), preset, launcher.value,
                                 results, device, workers, threads, address, cpus_per_run, gpus_per_run, partition, time_,
                                 _schedule(eval_every, eval_episodes, checkpoint_every, log_every), compile_, _command(),
-                                _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode))
+                                _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode), updates_per_step)
     plan = use_case.prepare(req, dry_run=dry_run)
     if dry_run:
         from sombench.render.cost import projection_table
@@ -285,7 +285,7 @@ def regress(suite: Annotated[o.Suite, typer.Option("--suite", help="ci (~10 min 
             results: Annotated[Optional[Path], typer.Option("--results", help="Results store for the runs (default: a temporary folder, removed afterwards).")] = None,
             workers: Annotated[Optional[int], typer.Option("--workers", help="Runs in parallel processes (default: CPU cores: the runs are small).")] = None,
             threads: Annotated[int, typer.Option("--threads", help="Torch threads per run (default 1: the bands were measured so).")] = 1,
-            track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
+            updates_per_step: o.UpdatesPerStep = None, track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
             wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
     """Run a suite of small-budget runs of every registered algorithm and fail (exit 1) on a significant drop from the reference bands."""
     from rich.live import Live
@@ -296,7 +296,7 @@ def regress(suite: Annotated[o.Suite, typer.Option("--suite", help="ci (~10 min 
     from sombench.render.regress import verdict_table
 
     plan = use_case.prepare(use_case.RegressRequest(suite.value, list(algos), list(set_), update, bands, results, workers,
-                                                    threads, _command(),
+                                                    threads, _command(), updates_per_step,
                                                     _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode)))
     if plan.missing:
         err_console.print(f"note: no {suite.value} entry for {', '.join(plan.missing)}", markup=False)

@@ -1,8 +1,8 @@
 """Cost projection: how long a set of runs will take, before they start.
 
-Per run: env_steps x env step time + (env_steps - warm-up) x (update time + acting time): the runner
-takes one uniform random action per warm-up step (no network), then one acting call and one update per
-env step; PPO (on-policy) acts every step and runs its update (the timed unit) once per rollout of
+Per run: env_steps x env step time + (env_steps - warm-up) x (R x update time + acting time): the runner
+takes one uniform random action per warm-up step (no network), then one acting call and R updates per
+env step (R = updates_per_step, 1 by default); PPO (on-policy) acts every step and runs its update (the timed unit) once per rollout of
 `batch_size` steps. Evaluation and checkpoints are left out (a few percent at the default settings).
 
 Update and acting times come from, in order:
@@ -101,9 +101,14 @@ def env_step_ms(env_id: str, steps: int = 300) -> float:
 
 
 def _is_default(spec) -> bool:
+    """Whether the spec's update and acting cost that of the algorithm's defaults (its update-to-data ratio
+    changes how often an update runs, not what one costs)."""
     from sombench.runs.spec import algorithm_class
 
-    return spec.preset is None and spec.config() == algorithm_class(spec.algo).Config()
+    config = spec.config()
+    if hasattr(config, "updates_per_step"):
+        config = dataclasses.replace(config, updates_per_step=algorithm_class(spec.algo).Config().updates_per_step)
+    return spec.preset is None and config == algorithm_class(spec.algo).Config()
 
 
 def algo_times(specs: list, device: str, results: Path | None) -> dict[tuple[str, str, str], AlgoTime]:
@@ -127,7 +132,7 @@ def paper_times() -> dict[str, tuple[float, float]]:
 
 
 def run_seconds(spec, t: AlgoTime, env_ms: float) -> float:
-    """Off-policy: one acting call and one update per env step after the warm-up. On-policy (PPO): one
+    """Off-policy: one acting call and `updates_per_step` updates per env step after the warm-up. On-policy (PPO): one
     acting call per env step and one update call (the measured unit) per rollout of `batch_size` steps."""
     from algorithms.common.base import OffPolicyAlgorithm
     from sombench.runs.spec import algorithm_class
@@ -135,7 +140,7 @@ def run_seconds(spec, t: AlgoTime, env_ms: float) -> float:
     config = spec.config()
     if issubclass(algorithm_class(spec.algo), OffPolicyAlgorithm):
         learning = max(0, spec.total_steps - int(config.warmup_steps))
-        return (spec.total_steps * env_ms + learning * (t.train_ms + t.infer_ms)) / 1e3
+        return (spec.total_steps * env_ms + learning * (float(config.updates_per_step) * t.train_ms + t.infer_ms)) / 1e3
     updates = spec.total_steps // max(1, int(getattr(config, "batch_size", 1)))
     return (spec.total_steps * (env_ms + t.infer_ms) + updates * t.train_ms) / 1e3
 

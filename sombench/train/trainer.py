@@ -2,8 +2,8 @@
 
 Semantics (Gymnasium): the critic bootstraps through time-limit truncation and stops only at true
 termination, so the buffer stores `terminated`, never `truncated`. The first `warmup_steps` env
-steps use uniform random actions in [-1, 1]^d; from then on the algorithm acts and trains once
-per env step. Every `eval_every` steps (and at the last step) the algorithm's evaluation mode runs
+steps use uniform random actions in [-1, 1]^d; from then on the algorithm acts every env step and
+trains `algo.updates_after(t)` times after the t-th (once, unless its `updates_per_step` says otherwise). Every `eval_every` steps (and at the last step) the algorithm's evaluation mode runs
 `eval_episodes` episodes on a separate env instance, each reset with a seed derived from
 (run seed, env step, episode), so evaluation never disturbs training and is itself reproducible.
 
@@ -322,9 +322,10 @@ class Trainer:
         done = terminated or truncated
         self.episodes += bool(done)
         if self.step >= algo.warmup_steps:
-            metrics = algo.train_step()
-            if metrics:
-                self.window.add(metrics)
+            for _ in range(algo.updates_after(self.step - algo.warmup_steps + 1)):
+                metrics = algo.train_step()
+                if metrics:
+                    self.window.add(metrics)
         return None if done else next_obs
 
     def log(self) -> None:
