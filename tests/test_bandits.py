@@ -153,6 +153,28 @@ def test_bandit_command_writes_files_and_json(cli, tmp_path):
     assert code == 0 and json.loads(out2)["perturbed"]["seeds"][0]["counts"] == payload["perturbed"]["seeds"][0]["counts"]
 
 
+def test_bandit_reports_the_papers_grid_measure_beside_the_sample_counts(cli, tmp_path):
+    """Appendix H.3: the 49 endpoints of the 7 x 7 noise grid, each counted for the cardinal mode whose centre
+    (distance sqrt 2 from the origin) lies within 0.5; recounted here by hand from the trained generator."""
+    from sombench.runs.spec import RunSpec
+    from sombench.train.bandit import TrainedBandit
+
+    code, out, err = cli(["bandit", "--algo", "mfp", "--seeds", "1", "--steps", "150", "--results", str(tmp_path), "--threads", "1",
+                          "--format", "json", *TINY])
+    assert code == 0, err
+    seed = json.loads(out)["clean"]["seeds"][0]
+    assert seed["grid"]["n"] == 49 and seed["n"] == 1000
+    run = run_path(tmp_path, "sombench/EightGaussians-v0", "mfp")
+    spec = RunSpec("mfp", "sombench/EightGaussians-v0", 0, 150, set_pairs=tuple(TINY[1::2]), preset="bandit")
+    ends = TrainedBandit(spec, run).grid_endpoints()
+    centres = {"N": (0.0, SQ2), "E": (SQ2, 0.0), "S": (0.0, -SQ2), "W": (-SQ2, 0.0)}
+    by_hand = {k: int(sum(math.dist(p, c) <= 0.5 for p in ends)) for k, c in centres.items()}
+    assert seed["grid"]["counts"] == by_hand
+    assert json.loads((run.parent / "bandit_modes.json").read_text())["aggregate"]["grid"]["n"] == 49
+    code, out, _ = cli(["bandit", "--algo", "mfp", "--seeds", "1", "--steps", "150", "--results", str(tmp_path), "--threads", "1", *TINY])
+    assert code == 0 and "7x7 grid (H.3)" in out and f"({sum(by_hand.values())}/49)" in out
+
+
 def test_bandit_command_som_score_field(cli, tmp_path):
     code, out, err = cli(["bandit", "--algo", "som", "--seeds", "1", "--steps", "120", "--results", str(tmp_path), "--threads", "1",
                           *TINY, "--set", "num_score_samples=8", "--set", "num_particles=4"])

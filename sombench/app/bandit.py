@@ -3,7 +3,8 @@ mode counts and figures. `prepare` validates and checks the store (nothing writt
 both groups (clean, and perturbed with `perturb`) and reports.
 
 Per run folder (each written atomically):
-    bandit_modes.json         mode counts of 1,000 generator samples, the sample source, the goal check
+    bandit_modes.json         mode counts of 1,000 generator samples, the sample source, the goal check; under
+                              `grid`, the counts of the 7 x 7 noise grid's endpoints (the paper's measure, H.3)
     bandit_arrows.png         7 x 7 noise grid -> generated action over the reward heatmap
     bandit_score_field.png    |estimated score| beside the analytic one (algorithms with a score field)
     bandit_perturbation.png   Q landscape and samples at t = 0.75 .. 0, clean and perturbed (--perturb)
@@ -44,6 +45,9 @@ def report_run(spec: RunSpec, root: Path, task: BanditTask, perturbation: Pertur
     points = tb.samples(MODE_SAMPLES, seed=spec.seed + 1_000_003)
     report = {"algo": spec.algo, "env": spec.env_id, "task": task.key, "perturb": perturbation.text if perturbation else None,
               "seed": spec.seed, "steps": spec.total_steps, "source": tb.source, **mode_report(task, points)}
+    grid = tb.grid_endpoints()
+    if grid is not None:
+        report["grid"] = mode_report(task, grid)
     written = [files.bandit_modes, files.bandit_arrows]
     title = f"{spec.algo} on {_label(task, perturbation)}, seed {spec.seed}, {spec.total_steps:,} steps"
     store.atomic_write_bytes(files.bandit_arrows, arrow_plot(tb, task, expected_reward_fn(task, perturbation), title, report))
@@ -66,6 +70,8 @@ def report_run(spec: RunSpec, root: Path, task: BanditTask, perturbation: Pertur
 def write_aggregate(root: Path, spec: RunSpec, reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Write the seeds' reports and their aggregate beside the seed folders of `spec`'s algorithm (variant)."""
     aggregate = aggregate_reports(reports)
+    if all("grid" in r for r in reports):
+        aggregate["grid"] = aggregate_reports([r["grid"] for r in reports])
     store.atomic_write_json(store.Store(root).variant_modes(spec.key), {"seeds": reports, "aggregate": aggregate})
     return aggregate
 

@@ -101,7 +101,8 @@ def arrow_plot(tb: TrainedBandit, task: BanditTask, reward: RewardFn, title: str
     _mark_modes(ax, task)
     _box(ax, extent)
     steps = "" if path is None else f", {len(path) - 1}-step rollout"
-    ax.set_title(f"{title}{steps}\nmodes ({task.mode_rule}), 1,000 generator samples:\n{_counts_line(report)}", fontsize=9)
+    grid = f"\n7 x 7 grid endpoints (Appendix H.3): {_counts_line(report['grid'])}" if "grid" in report else ""
+    ax.set_title(f"{title}{steps}\nmodes ({task.mode_rule}), 1,000 generator samples:\n{_counts_line(report)}{grid}", fontsize=9)
     ax.set_xlabel("a[0]")
     ax.set_ylabel("a[1]")
     return _png(fig)
@@ -189,13 +190,25 @@ def perturbation_plot(runs: list[tuple[str, TrainedBandit]], task: BanditTask, r
 def modes_table(title: str, reports: list[dict[str, Any]], aggregate: dict[str, Any]) -> Table:
     names = list(reports[0]["counts"])
     table = Table(title=title, caption=f"{reports[0]['n']:,} samples per seed, {reports[0]['rule']}; source: {reports[0]['source']}")
-    for col in ["seed", *names, "total", "fraction"] + (["goal"] if "goal_met" in reports[0] else []):
+    grid = all("grid" in r for r in reports)
+    for col in ["seed", *names, "total", "fraction"] + (["goal"] if "goal_met" in reports[0] else []) + (["7x7 grid (H.3)"] if grid else []):
         table.add_column(col, justify="right")
     for r in reports:
         goal = (["yes" if r["goal_met"] else "no"] if "goal_met" in r else [])
-        table.add_row(str(r["seed"]), *(str(r["counts"][k]) for k in names), str(r["total"]), f"{r['fraction']:.1%}", *goal)
+        table.add_row(str(r["seed"]), *(str(r["counts"][k]) for k in names), str(r["total"]), f"{r['fraction']:.1%}", *goal,
+                      *([_grid_cell(r["grid"])] if grid else []))
     table.add_section()
     goal = [f"{aggregate['goal_seeds']}/{aggregate['seeds']} seeds"] if "goal_seeds" in aggregate else []
     table.add_row("all", *(str(aggregate["counts"][k]) for k in names), str(aggregate["total"]),
-                  f"{aggregate['fraction']:.1%} ({aggregate['fraction_min']:.0%}-{aggregate['fraction_max']:.0%})", *goal)
+                  f"{aggregate['fraction']:.1%} ({aggregate['fraction_min']:.0%}-{aggregate['fraction_max']:.0%})", *goal,
+                  *([_grid_cell(aggregate["grid"])] if grid and "grid" in aggregate else []))
+    if grid:
+        table.caption += "; 7x7 grid: the mode counts of the 49 noise-grid endpoints of the arrow plot (the paper's measure)"
     return table
+
+
+def _grid_cell(report: dict[str, Any]) -> str:
+    """`N/E/S/W = 3/4/0/5 (12/49)`, or the total alone for a task with more than four regions."""
+    counts = "/".join(str(v) for v in report["counts"].values())
+    total = f"{report['total']}/{report['n']}"
+    return f"{counts} ({total})" if len(report["counts"]) <= 4 else total

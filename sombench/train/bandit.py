@@ -108,6 +108,13 @@ class TrainedBandit:
         return [self.to_env(x) for x in self.algo.rollout(self.obs(noise.shape[0]), noise)]
 
     @torch.no_grad()
+    def grid_endpoints(self) -> np.ndarray | None:
+        """The actions [49, 2] (bandit units) the 7 x 7 noise grid maps to: the arrow plot's red endpoints, whose
+        mode counts are the paper's own measure (Appendix H.3, Figure 5); None without `generate`."""
+        path = self.rollout(self.noise_grid())
+        return None if path is None else path[-1]
+
+    @torch.no_grad()
     def samples_at(self, times: list[float], n: int, seed: int) -> list[np.ndarray] | None:
         if not self.generative:
             return None
