@@ -36,7 +36,6 @@ import copy
 import dataclasses
 import math
 
-import numpy as np
 import torch
 
 from algorithms import register
@@ -120,12 +119,8 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
         return action.clamp(-1.0, 1.0)
 
     def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        """The acting path on tensors: the reverse process, noisy unless deterministic; [1, d]."""
+        """The acting path on tensors: the reverse process, noisy unless deterministic; [B, o] -> [B, d]."""
         return self.policy(obs, noisy=not deterministic)
-
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        return self.act_step(self._obs_tensor(obs), deterministic)[0].cpu().numpy()
 
     @torch.compiler.disable  # a GMM fit on the host every alpha_delay updates: compiled code calls it as is
     @torch.no_grad()

@@ -39,7 +39,6 @@ import copy
 import dataclasses
 from typing import Optional
 
-import numpy as np
 import torch
 
 from algorithms import register
@@ -150,14 +149,10 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
     compiled_methods = ("act_step", "update_with")  # no counters: the update is compiled whole
 
     def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        """The acting path on tensors; [1, d]."""
+        """The acting path on tensors; [B, o] -> [B, d]."""
         if deterministic and self.config.deterministic_eval:
             return self.sample_without_step_noise(obs)
         return self.generate(obs)
-
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        return self.act_step(self._obs_tensor(obs), deterministic)[0].cpu().numpy()
 
     # -- the action ascent -----------------------------------------------------------------------
     @torch.compiler.disable  # a fresh Adam on fresh action tensors every update: compiled, each update would

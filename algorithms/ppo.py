@@ -176,18 +176,18 @@ class PPO(Algorithm):
     # loop over policy steps stays eager, its tensor work is compiled
 
     def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        """The Gaussian's mean (deterministic) or an unclipped sample from it; obs [1, o] -> [d]."""
-        mu = self.actor.mu(obs)[0]
+        """The Gaussian's mean (deterministic) or an unclipped sample from it; obs [B, o] -> [B, d]."""
+        mu = self.actor.mu(obs)
         return mu if deterministic else mu + torch.exp(self.actor.log_std) * torch.randn_like(mu)
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        return self.act_step(self._obs_tensor(obs), deterministic).clamp(-1.0, 1.0).cpu().numpy()
+    def act_batch(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """The Gaussian's mean or sample, clipped to [-1, 1]^d; [N, o] -> [N, d]."""
+        return np.clip(super().act_batch(obs, deterministic), -1.0, 1.0)
 
     @torch.inference_mode()
     def explore(self, obs: np.ndarray) -> Choice:
         """Choice(the sample clipped to [-1, 1]^d, the unclipped sample [d]): one draw, as `act(obs)` makes."""
-        raw = self.act_step(self._obs_tensor(obs), False).cpu().numpy()
+        raw = self.act_step(self._obs_tensor(obs), False)[0].cpu().numpy()
         return Choice(np.clip(raw, -1.0, 1.0), raw)
 
     def observe(self, obs, choice, reward, next_obs, terminated, truncated) -> None:

@@ -19,7 +19,6 @@ import copy
 import dataclasses
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -95,12 +94,8 @@ class SAC(Generator, OffPolicyAlgorithm):
     compiled_methods = ("act_step", "update")  # no counters: the update is compiled whole
 
     def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        """The acting path on tensors: tanh(mean) in evaluation, a policy sample otherwise; [1, d]."""
+        """The acting path on tensors: tanh(mean) in evaluation, a policy sample otherwise; [B, o] -> [B, d]."""
         return torch.tanh(self.actor(obs)[0]) if deterministic else self.actor.sample(obs)[0]
-
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        return self.act_step(self._obs_tensor(obs), deterministic)[0].cpu().numpy()
 
     def generate(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """SAC is not a generative policy: its stand-in for the generator (algorithms/common/capabilities.py)

@@ -322,6 +322,9 @@ MUTATIONS: list[Mutation] = [
       ("        ratio = fractions.Fraction(str(config.updates_per_step)).limit_denominator(10**6)",
        "        ratio = fractions.Fraction(config.updates_per_step)"),
       ["test_update_ratio.py"], "R taken as the binary float (0.2 = 3602879701896397/2^54): floor(R t) drifts from the decimal ratio"),
+    m("act-batch-one-draw", "algorithms/common/best_of_n.py",
+      ("        action = self.best_of_n(obs, n)\n", "        action = self.best_of_n(obs[:1], n).expand(obs.shape[0], -1)\n"),
+      ["test_act_batch.py"], "acting on N envs draws one best-of-N action and gives it to every env"),
     # issue 27's tracking
     m("tensorboard-no-purge", "sombench/train/tracking.py",
       ("purge_step=None if fresh else after + 1", "purge_step=None"),

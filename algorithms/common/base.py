@@ -127,9 +127,30 @@ class Algorithm(ABC):
         compiled, _ = compile_methods(self, self.compiled_methods, self.device, warn or warn_once)
         return compiled
 
-    @abstractmethod
+    def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """The acting path on tensors: observations [B, o] -> actions [B, d] in [-1, 1]^d (`deterministic` is the
+        evaluation mode); `--compile` compiles it. An algorithm implements this, or `act` alone (then acting on
+        a batch calls `act` once per observation)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither act_step nor act")
+
+    def _acts_on_batches(self) -> bool:
+        return type(self).act_step is not Algorithm.act_step
+
+    @torch.inference_mode()
+    def act_batch(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Actions [N, d] in [-1, 1]^d for observations [N, o]: one `act_step` call on the batch (one forward
+        pass; best-of-K acting draws N x K candidates at once, a reverse process runs on N samples at once).
+        With N = 1 it draws exactly what `act` draws."""
+        obs = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        if not self._acts_on_batches():
+            return np.stack([self.act(o, deterministic) for o in obs])
+        return self.act_step(torch.as_tensor(obs, device=self.device), deterministic).cpu().numpy()
+
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """An action in [-1, 1]^d for one observation; `deterministic` is the evaluation mode."""
+        """An action [d] in [-1, 1]^d for one observation [o]; `deterministic` is the evaluation mode."""
+        if not self._acts_on_batches():
+            raise NotImplementedError(f"{type(self).__name__} implements neither act_step nor act")
+        return self.act_batch(np.asarray(obs, dtype=np.float32).reshape(1, -1), deterministic)[0]
 
     def explore(self, obs: np.ndarray) -> Choice:
         """The training loop's action for one observation, with the record `observe` gets back (by

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from algorithms.common.capabilities import Generator
@@ -60,15 +59,11 @@ class BestOfNActing(Generator):
         return None
 
     def act_step(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        """The acting path on tensors (compiled by --compile): obs [1, o] -> action [d]."""
+        """The acting path on tensors (compiled by --compile): obs [B, o] -> actions [B, d]."""
         cfg = self.config
         n = (cfg.eval_particles or cfg.num_particles) if deterministic else cfg.num_particles
-        action = self.best_of_n(obs, n)[0]
+        action = self.best_of_n(obs, n)
         sigma = None if deterministic else self.exploration_std()
         if sigma is not None:
             action = (action + sigma * torch.randn_like(action)).clamp(-1.0, 1.0)
         return action
-
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        return self.act_step(self._obs_tensor(obs), deterministic).cpu().numpy()

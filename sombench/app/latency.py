@@ -32,6 +32,9 @@ class LatencyRequest:
     reference: str | None = None
     """The algorithm the ratio columns divide by; None: measure.latency's default, the paper's (SOM)."""
     fmt: str = "rich"
+    act_batches: list[int] = dataclasses.field(default_factory=list)
+    """Also time acting on N observations at once for each N (`--act-batch`): the acting cost per env step of N
+    vector envs."""
 
 
 @dataclasses.dataclass
@@ -61,6 +64,8 @@ def latency(req: LatencyRequest, on_start: Callable[[str], None] | None = None,
     repeats = req.repeats if req.repeats is not None else lat.DEFAULT_REPEATS
     common.check_positive("repeats", repeats)
     common.check_positive("threads", req.threads)
+    for n in req.act_batches:
+        common.check_positive("act-batch", n)
     if req.reference is not None:
         common.algorithm_class(req.reference)
     names = common.split_names(req.algos)
@@ -76,7 +81,8 @@ def latency(req: LatencyRequest, on_start: Callable[[str], None] | None = None,
     selected = lat.select_algorithms(classes)
     if req.breakdown and req.fmt == "csv":
         raise InvalidValue("breakdown", "prints tables: use the rich, md or json format")
-    report = lat.measure_all(selected, info, device, repeats, on_start=on_start, compiled=req.compile, warn=warn)
+    report = lat.measure_all(selected, info, device, repeats, on_start=on_start, compiled=req.compile, warn=warn,
+                             act_batches=tuple(dict.fromkeys(req.act_batches)))
     breakdowns: dict[str, list] = {}
     if req.breakdown:
         for name, cls in selected.items():

@@ -109,6 +109,27 @@ def evaluate(run: Annotated[Path, typer.Argument(help="A run folder: results/ENV
     console.print(show.evaluation(use_case.evaluate(use_case.EvaluateRequest(run, episodes, deterministic, video, seed, device))))
 
 
+@app.command(epilog="Example: sombench analyze --algos som,mfp --env Hopper-v4 --results results --seed 0")
+def analyze(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES, help="Two or more generative policies (som, som@VARIANT, ...); the first is the behaviour policy of the rollouts (SOM in the paper).")],
+            env: o.Env,
+            results: o.Results = Path("results"),
+            seed: Annotated[int, typer.Option("--seed", help="The runs' seed (seed_N of each algorithm); the analysis' rollouts, state sample and noise derive from it.")] = 0,
+            out: Annotated[Optional[Path], typer.Option("--out", metavar="DIR", help="Folder for the figures and numbers (default: RESULTS/analysis/ENV/A-vs-B_seedN/).")] = None,
+            critic: Annotated[Optional[str], typer.Option("--critic", metavar="NAME", help="The run whose learned Q scores every method's actions (default: the first algorithm's).")] = None,
+            candidates: Annotated[int, typer.Option("--candidates", help="Candidate actions per state and method in Figure 3 (Appendix D: 32).")] = 32,
+            device: o.Device = "auto",
+            threads: Annotated[Optional[int], typer.Option("--threads", help="Torch threads and t-SNE jobs (default: torch's and scikit-learn's own).")] = None) -> None:
+    """The paper's policy analysis from stored checkpoints: Figure 3 (per-state Q mean and std of 32 candidates, box plots) and Figures 4, 10-12 (t-SNE on the Q-landscape)."""
+    from sombench.app import analyze as use_case
+    from sombench.render.policy_analysis import summary
+
+    result = use_case.analyze(use_case.AnalyzeRequest(list(algos), env, results, seed, out, critic, device, candidates, threads))
+    rows = [{"label": m.label, "run": str(m.run), "step": m.step, "median_mean": m.median_mean, "median_std": m.median_std,
+             "spread": m.spread} for m in result.methods]
+    notes = [f"critic: {result.critic} (checkpoint at step {result.critic_step:,}, {result.critic_run}) scored every method's actions"]
+    _print(summary(rows, f"{result.env}, seed {result.seed}: medians over {len(result.box.indices)} states", notes + [f"wrote {f}" for f in result.files]))
+
+
 @app.command(epilog="Example: sombench status --results results --format json")
 def status(results: o.Results = Path("results"), fmt: Annotated[o.StatusFormat, typer.Option("--format", help="Output format.")] = o.StatusFormat.rich) -> None:
     """List every run in a results store: progress, state and last evaluation return."""
@@ -159,7 +180,8 @@ def latency(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES,
             reference: Annotated[Optional[str], typer.Option("--reference", metavar="NAME", help=f"The algorithm the ratio columns divide by (default: {DEFAULT_REFERENCE}, as the paper's Table 2 claim).")] = None,
             results: Annotated[Path, typer.Option("--results", help="Results store folder; the CSV goes to RESULTS/latency/.")] = Path("results"),
             compile_: Annotated[bool, typer.Option("--compile", metavar=o.FLAG, help="Also time each algorithm compiled (torch.compile; CUDA graphs on CUDA): eager and compiled columns.")] = False,
-            breakdown: Annotated[bool, typer.Option("--breakdown", metavar=o.FLAG, help="Also print each algorithm's update part by part against its network evaluations as bare matrix products.")] = False) -> None:
+            breakdown: Annotated[bool, typer.Option("--breakdown", metavar=o.FLAG, help="Also print each algorithm's update part by part against its network evaluations as bare matrix products.")] = False,
+            act_batch: Annotated[list[int], typer.Option("--act-batch", metavar="N", help="Also time acting on N observations at once, per call and per env step (what N vector envs cost; repeatable).")] = []) -> None:  # noqa: B006
     """Table 2: time of one training update (batch 256) and one acting call (batch 1) per algorithm."""
     from sombench.app import latency as use_case
     from sombench.render import commands as show
@@ -169,7 +191,7 @@ def latency(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES,
             err_console.print(f"timing {name} ...", style="dim")
 
     result = use_case.latency(use_case.LatencyRequest(list(algos), env, device, repeats, threads, results, compile_, breakdown,
-                                                      paper, reference, fmt.value), on_start, _warn)
+                                                      paper, reference, fmt.value, list(act_batch)), on_start, _warn)
     _print(show.latency(result, fmt.value))
 
 

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -65,7 +66,7 @@ CSV_COLUMNS = ["algo", "env", "T_d", "N", "batch_size", "update_cycle", "repeats
                "train_ms_mean", "train_ms_ci95", "train_ms_median", "infer_ms_mean", "infer_ms_ci95", "infer_ms_median",
                "train_compiled_ms_mean", "train_compiled_ms_ci95", "train_compiled_ms_median",
                "infer_compiled_ms_mean", "infer_compiled_ms_ci95", "infer_compiled_ms_median", "compiled_methods",
-               "bare_forwards", "bare_forwards_ms_median", "device", "gpu", "cpu", "torch_threads", "torch_version", "compiled", "timestamp"]
+               "bare_forwards", "bare_forwards_ms_median", "infer_batched_ms_per_env_step", "device", "gpu", "cpu", "torch_threads", "torch_version", "compiled", "timestamp"]
 
 
 # -- measuring algorithms -----------------------------------------------------------------------
@@ -87,6 +88,9 @@ class AlgoLatency:
     """The methods torch.compile built ([] with --compile means it fell back to eager)."""
     bare: dict[str, Timing] = dataclasses.field(default_factory=dict)
     """The bare network calls of one acting call at the acting batch (algorithms that are `Profiled`)."""
+    infer_batched: dict[int, Timing] = dataclasses.field(default_factory=dict)
+    """N -> one acting call on N observations at once (`act_batch`, `--act-batch N`): what acting costs N
+    vector envs per step; divide by N for the time per env step."""
 
 
 @dataclasses.dataclass
@@ -103,13 +107,27 @@ def select_algorithms(classes: dict[str, type] | None) -> dict[str, type]:
     return dict(classes) if classes else dict(sorted(algorithms.load_all().items()))
 
 
+def time_batched_acting(algo: Any, info: EnvInfo, device: torch.device, batches: tuple[int, ...], repeats: int,
+                        warmup: int = WARMUP, seed: int = 0) -> dict[int, Timing]:
+    """N -> seconds of one `act_batch` call (exploring, as the training loop acts) on N random observations: the
+    acting cost of one step of N vector envs, host round trip included."""
+    sync = device_sync(device)
+    out = {}
+    for n in batches:
+        obs = np.random.default_rng(seed).standard_normal((n, info.obs_dim)).astype(np.float32)
+        out[n] = timing_stats(time_calls(lambda obs=obs: algo.act_batch(obs, deterministic=False), repeats, warmup, sync))
+    return out
+
+
 def measure(cls: type, info: EnvInfo, device: torch.device, repeats: int, warmup: int = WARMUP, seed: int = 0,
-            compiled: bool = False, warn: Callable[[str], None] | None = None) -> AlgoLatency:
+            compiled: bool = False, warn: Callable[[str], None] | None = None, act_batches: tuple[int, ...] = ()) -> AlgoLatency:
     """Time one training update and one acting call of `cls` built with its paper defaults; with `compiled`,
     time a second instance again after `algo.compile()` (the same seed, batch and observation: eager and
-    compiled are treated alike). `Profiled` algorithms also get their bare acting forwards timed."""
+    compiled are treated alike). `Profiled` algorithms also get their bare acting forwards timed, and each N of
+    `act_batches` one eager acting call on N observations at once."""
     eager = time_update_and_act(cls, cls.Config(), info, device, repeats, warmup, seed, False, warn)
     algo = eager.algo
+    batched = time_batched_acting(algo, info, device, tuple(act_batches), repeats, warmup, seed)
     bare = {}
     if isinstance(algo, Profiled):
         sync = device_sync(device)
@@ -117,7 +135,7 @@ def measure(cls: type, info: EnvInfo, device: torch.device, repeats: int, warmup
             for name, call in algo.bare_forwards(int(algo.particles)).items():
                 bare[name] = timing_stats(time_calls(call, repeats, warmup, sync))
     row = AlgoLatency(cls.name, cls.generation_steps, int(algo.particles), batch_size(algo.config), update_cycle(cls),
-                      timing_stats(eager.train), timing_stats(eager.infer), bare=bare)
+                      timing_stats(eager.train), timing_stats(eager.infer), bare=bare, infer_batched=batched)
     if not compiled:
         return row
     del algo, eager
@@ -187,7 +205,7 @@ def machine_info(device: torch.device, compiled: bool = False) -> dict[str, Any]
 
 def measure_all(classes: dict[str, type], info: EnvInfo, device: torch.device, repeats: int, warmup: int | None = None,
                 on_start: Callable[[str], None] | None = None, compiled: bool = False,
-                warn: Callable[[str], None] | None = None) -> LatencyReport:
+                warn: Callable[[str], None] | None = None, act_batches: tuple[int, ...] = ()) -> LatencyReport:
     """Measure every class in turn (default warm-up: WARMUP repeats), eager and, with `compiled`, compiled."""
     warmup = WARMUP if warmup is None else warmup
     started = dt.datetime.now(dt.timezone.utc)
@@ -195,7 +213,7 @@ def measure_all(classes: dict[str, type], info: EnvInfo, device: torch.device, r
     for name, cls in classes.items():
         if on_start:
             on_start(name)
-        rows.append(measure(cls, info, device, repeats, warmup, compiled=compiled, warn=warn))
+        rows.append(measure(cls, info, device, repeats, warmup, compiled=compiled, warn=warn, act_batches=act_batches))
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -213,6 +231,7 @@ def csv_rows(report: LatencyReport) -> list[dict[str, Any]]:
              "infer_ms_mean": r.infer.mean_ms, "infer_ms_ci95": r.infer.ci_ms, "infer_ms_median": r.infer.median_ms,
              **_compiled_cells(r), "bare_forwards": "+".join(r.bare) or None,
              "bare_forwards_ms_median": sum(t.median_ms for t in r.bare.values()) if r.bare else math.nan,
+             "infer_batched_ms_per_env_step": ";".join(f"{n}={t.mean_ms / n:.6g}" for n, t in r.infer_batched.items()) or None,
              "device": m["device"], "gpu": m["gpu"], "cpu": m["cpu"], "torch_threads": m["torch_threads"],
              "torch_version": m["torch_version"], "compiled": m["compiled"], "timestamp": m["timestamp"]}
             for r in report.rows]

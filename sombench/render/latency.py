@@ -164,11 +164,34 @@ def paper_grid(comparison: Comparison) -> Grid:
     return Grid(f"SOM paper, Table 2 ({PAPER_MACHINE.split(',')[0]})", header, rows, marks, notes)
 
 
+def batched_grid(report: LatencyReport) -> Grid | None:
+    """Acting on N observations at once (`--act-batch`): per call, per env step, and the per-env-step speed-up
+    over acting on one observation (the batch-1 mean of the main table)."""
+    batches = sorted({n for r in report.rows for n in r.infer_batched})
+    if not batches:
+        return None
+    header = ["Algorithm", "act @1"] + [c for n in batches for c in (f"@{n} per call", f"@{n} per env step", f"@{n} speed-up")]
+    rows = []
+    for r in report.rows:
+        row = [r.algo, _ms(r.infer.mean_ms, r.infer.ci_ms)]
+        for n in batches:
+            t = r.infer_batched.get(n)
+            row += [_ms(t.mean_ms, t.ci_ms), _ms(t.mean_ms / n), _ratio(r.infer.mean_ms / (t.mean_ms / n))] if t else ["-", "-", "-"]
+        rows.append(row)
+    notes = ["Means ± 95% CI over the repeats. @N: one exploring act_batch call on N random observations (what one step of N "
+             "vector envs costs in acting: best-of-K draws N x K candidates, a reverse process runs on N samples, one host round "
+             "trip); per env step = per call / N; speed-up = act @1 / (per env step)."]
+    return Grid(f"Acting on N envs at once ({report.env})", header, rows, [[None] * len(header)] * len(rows), notes)
+
+
 def _grids(report: LatencyReport, comparison: Comparison | None, extra: list[Grid] | None) -> list[Grid]:
     grids = [our_grid(report, comparison)]
     acting = acting_grid(report)
     if acting is not None:
         grids.append(acting)
+    batched = batched_grid(report)
+    if batched is not None:
+        grids.append(batched)
     grids += extra or []
     if comparison is not None:
         grids.append(paper_grid(comparison))
@@ -231,6 +254,11 @@ def to_json(report: LatencyReport, comparison: Comparison | None = None, csv_pat
     acting = acting_grid(report)
     if acting is not None:
         payload["acting_vs_bare"] = [dict(zip(acting.header, row)) for row in acting.rows]
+    if any(r.infer_batched for r in report.rows):
+        payload["acting_batched"] = [{"algo": r.algo, "infer_ms_mean": _clean(r.infer.mean_ms),
+                                      "batches": [{"n": n, "ms_per_call_mean": _clean(t.mean_ms), "ms_per_call_ci95": _clean(t.ci_ms),
+                                                   "ms_per_env_step": _clean(t.mean_ms / n)} for n, t in r.infer_batched.items()]}
+                                     for r in report.rows]
     if breakdowns:
         payload["breakdown"] = {name: [{"part": p.name, "parent": p.parent, "per_update": p.per_update,
                                         "measured_ms_median": _clean(p.measured.median_ms),

@@ -229,6 +229,19 @@ class RunFiles:
     def tracked(self) -> Path:
         return self.dir / "tracked.json"
 
+    # what `sombench analyze` writes into its output folder (sombench/app/analyze.py); `dir` is that folder here
+    @property
+    def analysis_box(self) -> Path:
+        return self.dir / "fig3_q_boxplot.png"
+
+    @property
+    def analysis_tsne(self) -> Path:
+        return self.dir / "tsne_q_landscape.png"
+
+    @property
+    def analysis_data(self) -> Path:
+        return self.dir / "policy_analysis.json"
+
     # what `sombench bandit` adds to a run folder (sombench/app/bandit.py)
     @property
     def bandit_modes(self) -> Path:
@@ -474,6 +487,11 @@ class Store:
     def variant_modes(self, key: RunKey) -> Path:
         """`sombench bandit`'s per-variant report: <store>/<env>/<algo>[@<variant>]/bandit_modes.json."""
         return self.run_dir(key).parent / "bandit_modes.json"
+
+    def analysis_dir(self, env: str, labels: list[str], seed: int) -> Path:
+        """`sombench analyze`'s default output: <store>/analysis/<env>/<label>-vs-<label>..._seed<N>/ (never a
+        `seed_*` folder, so no listing of runs takes it for one)."""
+        return self.root / "analysis" / env / f"{'-vs-'.join(labels)}_seed{seed}"
 
     def latency_dir(self) -> Path:
         """Where `sombench latency` writes its CSVs: <store>/latency/<env>_<device>_<UTC time>.csv."""
