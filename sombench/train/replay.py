@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,9 @@ def replay(run: Path, episodes: int, deterministic: bool, video: Path | None, se
     if video is not None:
         from gymnasium.wrappers import RecordVideo
 
-        env = RecordVideo(env, str(video), episode_trigger=lambda i: True, name_prefix=prefix, disable_logger=True)
+        with warnings.catch_warnings():  # Gymnasium warns whenever the folder holds any MP4; ours are named per run, step and episode
+            warnings.filterwarnings("ignore", message=".*Overwriting existing videos.*")
+            env = RecordVideo(env, str(video), episode_trigger=lambda i: True, name_prefix=prefix, disable_logger=True)
     lengths: list[int] = []
     try:
         returns = evaluate(algo, env, ActionScaler(info.act_low, info.act_high, info.act_shape, info.act_dtype), episodes, seed,
