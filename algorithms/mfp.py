@@ -99,6 +99,16 @@ class MFP(MeanFlowPolicy, OffPolicyAlgorithm):
     name = "mfp"
     description = "MFP: one-step MeanFlow actor regressed on best-of-N targets with an instantaneous velocity constraint."
     Config = MFPConfig
+    presets = {
+        **OffPolicyAlgorithm.presets,
+        # `make demo`: Hopper-v4 for 8,000 env steps per seed on one CPU thread (1/625 of Table 1's 5M), beside SOM's
+        # and SAC's demo presets at the same scale; everything else (learning rates 1e-4, N = 32, tau, gamma) stays
+        # Table 3's. Width 3 x 64: Table 3's three hidden layers at a quarter of the 256 nodes (the same for all
+        # three). batch 64: a quarter of 256, with the width; MFP's update scores 2 x B x N best-of-N candidates,
+        # so at 256 one update costs ~3.5x more on a CPU core. warmup_steps 64: Table 3's 3e4 is 0.6% of 5M, 48
+        # steps of 8,000, raised to one batch.
+        "demo": {"hidden_sizes": (64, 64, 64), "batch_size": 64, "warmup_steps": 64},
+    }
     generation_steps = 1
     prior_std = 1.0
     """MFP's input noise is N(0, I)."""

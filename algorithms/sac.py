@@ -78,6 +78,16 @@ class SAC(Generator, OffPolicyAlgorithm):
     name = "sac"
     description = "Soft Actor-Critic: tanh-Gaussian actor, twin critics, learned entropy temperature."
     Config = SACConfig
+    presets = {
+        **OffPolicyAlgorithm.presets,
+        # `make demo`: Hopper-v4 for 8,000 env steps per seed on one CPU thread (1/625 of Table 1's 5M), beside SOM's
+        # and MFP's demo presets at the same scale; everything else (learning rates, alpha_lr 3e-4, target entropy
+        # -dim(A), tau, gamma) stays Table 3's. SAC's alpha steps every update, so its schedule needs no rescaling.
+        # Width 3 x 64: Table 3's three hidden layers at a quarter of the 256 nodes (the same for all three).
+        # batch 64: a quarter of 256, with the width. warmup_steps 64: Table 3's 3e4 is 0.6% of 5M, 48 steps
+        # of 8,000, raised to one batch.
+        "demo": {"hidden_sizes": (64, 64, 64), "batch_size": 64, "warmup_steps": 64},
+    }
 
     def __init__(self, obs_dim: int, act_dim: int, config: SACConfig, device: torch.device):
         super().__init__(obs_dim, act_dim, config, device)

@@ -3,8 +3,10 @@
 # Five short Pendulum-v1 runs (sac, som, mfp, dacer, ppo) into OUTDIR/results, then OUTDIR/hashes.txt:
 # sha256 of every eval.csv / train.csv with the wall_s column dropped (values exactly as written).
 # Run twice into two OUTDIRs and `diff` the hashes.txt files: they must be identical (determinism);
-# run with a changed sombench and diff against docs/data/identical-outputs-8d6ae62.txt (the hashes of commit 8d6ae62,
-# before the layering refactor of issue 23): a refactor that must not change behaviour leaves them equal.
+# run with a changed sombench and diff against the hashes of a reference commit: a refactor that must not change
+# behaviour leaves them equal. docs/data/identical-outputs-7db9141.txt holds commit 7db9141's (after issue 24's
+# evaluation streams, which changed the numbers on purpose; the --updates-per-step, act_batch and tracking commits
+# left them equal); docs/data/identical-outputs-8d6ae62.txt the older ones, before the layering refactor of issue 23.
 set -euo pipefail
 BIN=${1:?usage: identical_outputs.sh SOMBENCH_BIN OUTDIR}
 OUT=${2:?usage: identical_outputs.sh SOMBENCH_BIN OUTDIR}

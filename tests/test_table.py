@@ -16,10 +16,10 @@ from sombench.runs import store
 from sombench.analysis.rliable import iqm, optimality_gap, probability_of_improvement, rliable_stats
 
 
-def make_run(root, env, algo, seed, returns, state="done", total=None, every=100, budget_factor=None):
+def make_run(root, env, algo, seed, returns, state="done", total=None, every=100, budget_factor=None, variant=None):
     """A run folder as the trainer leaves it: eval.csv and state.json, and with `budget_factor` a config.json
     recording it (as the trainer does since records carry it; without, the record is an older one)."""
-    run = store.run_dir(root, env, algo, seed)
+    run = store.run_dir(root, env, algo, seed, variant)
     run.mkdir(parents=True, exist_ok=True)
     steps = [every * (i + 1) for i in range(len(returns))]
     total = total or (steps[-1] if steps else every)
@@ -165,6 +165,19 @@ def test_stats_and_paper_flags(cli, tmp_path):
     assert {p["x"] for p in payload["rliable"]["probability_of_improvement"]} == {"sac", "som"}
     code, out, _ = cli(["table", "--results", str(tmp_path), "--paper"])
     assert code == 0 and "SOM paper, Table 1" in out and "1722.6" in out
+
+
+def test_paper_rows_come_with_variants_of_their_algorithms(cli, tmp_path):
+    """`make demo` tables som@demo and sac@demo: the paper's som and sac rows go beside them, once each."""
+    store.init_store(tmp_path)
+    for seed in range(2):
+        make_run(tmp_path, "Hopper-v4", "sac", seed, [300.0], variant="demo")
+        make_run(tmp_path, "Hopper-v4", "som", seed, [100.0], variant="demo")
+        make_run(tmp_path, "Hopper-v4", "som", seed, [120.0], variant="w10")
+    code, out, err = cli(["table", "--results", str(tmp_path), "--paper", "--format", "json"])
+    assert code == 0, err
+    paper = sorted((c["algo"], c["env"], c["mean"]) for c in json.loads(out)["paper"]["cells"])
+    assert paper == [("sac", "Hopper-v4", 1722.6), ("som", "Hopper-v4", 3425.2)]
 
 
 def test_plot_axes_cover_the_data(small_store, tmp_path):

@@ -331,9 +331,10 @@ def table_from_frame(frame: pd.DataFrame, normalized: dict[str, float] | None = 
 
 
 def paper_cells_for(table: ResultTable) -> ResultTable | None:
-    """The paper's Table 1 restricted to this table's algorithms (names matched case-insensitively) and envs."""
+    """The paper's Table 1 restricted to this table's algorithms (names matched case-insensitively; a variant such as
+    `som@demo` brings the paper's `som` row, once however many variants of it the table has) and envs."""
     cells, normalized = paper_table()
-    ours = {a.lower(): a for a in table.algos}
+    ours = {a.split("@", 1)[0].lower(): a.split("@", 1)[0] for a in table.algos}
     cells = cells[cells["algo"].str.lower().isin(ours) & cells["env"].isin(table.envs)].copy()
     if cells.empty:
         return None
