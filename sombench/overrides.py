@@ -39,7 +39,11 @@ def _parse(text: str, annotation: Any) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _parse(text, inner[0])
     if origin is tuple:
-        parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
+        parts = text.replace("(", "").replace(")", "").split(",")
+        if len(parts) > 1 and not parts[-1].strip():
+            parts = parts[:-1]  # one trailing comma, as Python writes a 1-tuple: (256,)
+        if any(not p.strip() for p in parts):
+            raise ValueError(text)  # an empty item: 32,,32 is a typo, not 32,32
         return tuple(_parse(p.strip(), args[0]) for p in parts)
     if annotation is bool:
         if text.lower() in _TRUE:

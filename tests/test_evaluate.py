@@ -41,11 +41,13 @@ def test_an_interrupted_run_evaluates_and_stochastic_differs(cli, done_run, tmp_
     (["evaluate", "{empty}"], "holds no readable config.json"),
     (["evaluate", "{run}", "--episodes", "0"], "--episodes must be a positive integer"),
     (["evaluate", "{run}", "--video", "{file}"], "--video {file} is a file"),
+    (["evaluate", "{run}", "--video", "{under_file}"], "cannot create the video folder {under_file}"),
 ])
 def test_bad_evaluate_input_is_one_line(cli, done_run, tmp_path, args, needle):
     (tmp_path / "empty").mkdir()
     (tmp_path / "f.txt").write_text("x")
-    where = {"missing": tmp_path / "nope", "empty": tmp_path / "empty", "run": done_run, "file": tmp_path / "f.txt"}
+    where = {"missing": tmp_path / "nope", "empty": tmp_path / "empty", "run": done_run, "file": tmp_path / "f.txt",
+             "under_file": tmp_path / "f.txt" / "videos"}  # a folder inside a file cannot be made, even by root
     code, out, err = cli([a.format(**where) for a in args])
     assert_one_line_error(code, out, err, needle.format(**where))
 
@@ -69,6 +71,7 @@ def test_videos_are_recorded_one_per_episode(cli, tmp_path, env):
     code, out, err = cli(["evaluate", str(run), "--episodes", "2", "--video", str(tmp_path / "v"), "--device", "cpu"])
     assert code == 0, err
     videos = sorted((tmp_path / "v").glob("*.mp4"))
-    assert [v.name for v in videos] == ["sac-seed0-step100-episode-0.mp4", "sac-seed0-step100-episode-1.mp4"]
+    label = run.parent.name  # sac@<the tiny config's variant>
+    assert [v.name for v in videos] == [f"{env}-{label}-seed0-step100-episode-{i}.mp4" for i in range(2)]
     frame = iio.imread(videos[0], index=1)
     assert frame.ndim == 3 and frame.std() > 10  # a drawn scene, not a blank frame

@@ -257,3 +257,57 @@ def test_a_cell_of_mixed_schedules_is_flagged_in_the_table():
     assert any("different schedules" in note for note in tables.footnotes(table))
     fine = aggregate.build_table([synthetic(0, [200, 400, 600], [1.0, 2.0, 3.0]), synthetic(1, [200, 400, 600], [1.0, 2.0, 5.0])])
     assert not fine.cells[("sac", "Pendulum-v1")].notes
+
+
+# -- a plug-in on the bare Algorithm (train_step alone, no update(batch)) in the timing paths ----------------------------
+def _uniform_plugin():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "sombench-uniform" / "sombench_uniform.py"
+    spec = importlib.util.spec_from_file_location("sombench_uniform_in_test", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve the config's annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module.UniformRandom
+
+
+@pytest.fixture
+def uniform_plugin():
+    """The README's plug-in registered for one test, then removed (other tests enumerate the registry)."""
+    import algorithms
+
+    had = algorithms.REGISTRY.get("uniform-random")
+    if had is None:
+        algorithms.register(_uniform_plugin())
+    yield
+    if had is None:
+        algorithms.REGISTRY.pop("uniform-random", None)
+
+
+def test_the_readme_plugin_is_projected_and_timed_without_an_update_method(cli, tmp_path, uniform_plugin):
+    """The README's plug-in (examples/sombench-uniform) trains through train_step alone: the cost projection that
+    `run` consults from ~1,000 steps, `sweep --dry-run` and `latency` must not call update(batch) on it."""
+    import math
+
+    from sombench.measure import cost
+    from sombench.runs.spec import RunSpec
+
+    spec = RunSpec("uniform-random", "Pendulum-v1", 0, 2_000_000)
+    p = cost.project([spec], "cpu", None, measure_env=False)
+    assert math.isnan(p.rows[0]["update_ms"]) and math.isnan(p.total_s) and math.isnan(p.paper_total_s)
+    assert cost.run_hint([spec], 1, tmp_path / "r") is None
+    code, out, err = cli(["latency", "--algos", "uniform-random", "--repeats", "2", "--threads", "1", "--device", "cpu",
+                          "--results", str(tmp_path / "r"), "--format", "json"])
+    assert code == 0, err
+    import json
+
+    row = json.loads(out)["rows"][0]
+    assert row["train_ms_mean"] is None and row["infer_ms_mean"] > 0
+    code, out, err = cli(["sweep", "--algos", "uniform-random", "--envs", "Pendulum-v1", "--steps", "3000", "--dry-run",
+                          "--results", str(tmp_path / "r")])
+    assert code == 0, err
+    flat = " ".join(out.split())  # the caption wraps at the terminal width
+    assert "n/a" in flat and "none of these algorithms is in its Table 2" in flat

@@ -15,6 +15,7 @@ def test_typed_values():
     assert cfg.warmup_steps == 10_000 and isinstance(cfg.warmup_steps, int)
     assert parsed == {"batch_size": 128, "actor_lr": 1e-4, "hidden_sizes": (64, 64), "activation": "relu", "warmup_steps": 10_000}
     assert cfg.gamma == 0.99  # untouched fields keep the paper's defaults
+    assert apply_overrides(SACConfig, ["hidden_sizes=(256,)"])[0].hidden_sizes == (256,)  # Python's 1-tuple spelling
 
 
 def test_defaults_are_table_3():
@@ -32,6 +33,8 @@ def test_defaults_are_table_3():
         ("batch_size=1.5", "batch_size: expected int"),
         ("actor_lr=fast", "actor_lr: expected float"),
         ("no_equals_sign", "expects key=value"),
+        ("hidden_sizes=32,,32", "hidden_sizes: expected tuple"),  # a typo, not 32,32
+        ("hidden_sizes=,", "hidden_sizes: expected tuple"),
     ],
 )
 def test_bad_pairs(pair, message):

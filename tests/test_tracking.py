@@ -181,3 +181,20 @@ def test_tensorboard_gets_the_config_as_hparams_and_text(tmp_path):
     text = acc.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
     assert '"algo": "sac"' in text and '"batch_size"' in text
     assert "_hparams_/session_start_info" in acc.summary_metadata
+
+
+def test_track_on_a_finished_run_sends_its_stored_rows_once(tmp_path):
+    """A rerun with --track of a run that is already done trains nothing but sends its history; a second rerun
+    sends nothing more."""
+    args = tiny_run_args(tmp_path, steps=400)
+    assert _cli(args).returncode == 0
+    run = run_path(tmp_path, "Pendulum-v1", "sac", 0)
+    before = (run / "eval.csv").read_bytes()
+    for _ in range(2):
+        proc = _cli(args + ["--track", "tensorboard"])
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert (run / "eval.csv").read_bytes() == before  # nothing retrained
+    train, evals = pd.read_csv(run / "train.csv"), pd.read_csv(run / "eval.csv")
+    acc = _tensorboard(run)
+    assert [e.step for e in acc.Scalars("train/critic_loss")] == list(train["env_step"])
+    assert [e.step for e in acc.Scalars("eval/return_mean")] == list(evals["env_step"])

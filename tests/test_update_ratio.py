@@ -63,6 +63,9 @@ def test_the_default_ratio_is_no_variant_and_ppo_refuses_a_ratio(cli, tmp_path):
                         "--updates-per-step", "0.2"])
     assert code == 2 and "on-policy" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r").exists()
+    code, _, err = cli(["sweep", "--algos", "ppo", "--envs", "Pendulum-v1", "--steps", "100", "--results", str(tmp_path / "r"),
+                        "--updates-per-step", "0.2"])
+    assert code == 2 and "is not for ppo" in err and not (tmp_path / "r").exists(), err
     code, _, err = cli(["run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "100", "--results", str(tmp_path / "r"),
                         "--updates-per-step", "-1"])
     assert code == 2 and "positive" in err, err

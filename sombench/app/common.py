@@ -142,7 +142,7 @@ def ratio_sets(algo: str, value: str | float | None, *, required: bool) -> list[
         raise InvalidValue("updates-per-step", f"{value}: give a positive ratio of updates to env steps, e.g. 1, 0.2 or 2")
     if not has_update_ratio(algo):
         if required:
-            raise InvalidValue("updates-per-step", f"{algo} has no update-to-data ratio: it is on-policy and updates once per rollout")
+            raise InvalidValue("updates-per-step", f"is not for {algo}: it is on-policy and updates once per rollout")
         return []
     return [f"{RATIO_FIELD}={value}"]
 

@@ -222,6 +222,8 @@ def prepare(req: SweepRequest, dry_run: bool = False) -> SweepPlan:
             raise InvalidValue("steps", f"N is required: {missing[0]} has no paper budget")
     grid = parse_grid(req.grid)
     ratio = [f"{a}:{pair}" for a in algos for pair in common.ratio_sets(a, req.updates_per_step, required=False)]
+    if req.updates_per_step is not None and not ratio:  # it would change nothing: refuse, as `run` does
+        common.ratio_sets(algos[0], req.updates_per_step, required=True)
     device = _device(req, dry_run)
     cores = os.cpu_count() or 1
     workers = req.workers or (1 if req.launcher == "local" else max(1, cores // req.cpus_per_run))

@@ -172,7 +172,7 @@ def project(specs: list, device: str, results: Path | None, measure_env: bool = 
     groups: dict[tuple[str, str], list] = {}
     for spec in specs:
         groups.setdefault((spec.key.label, spec.env_id), []).append(spec)
-    rows, total, paper_total, estimated = [], 0.0, 0.0, set()
+    rows, total, paper_total, estimated, known = [], 0.0, 0.0, set(), False
     for (label, env), group in groups.items():
         spec = group[0]
         t = times[(spec.algo, label, env)]
@@ -189,10 +189,12 @@ def project(specs: list, device: str, results: Path | None, measure_env: bool = 
         psecs = sum(run_seconds(s, pt, ems) for s in group) if pt else math.nan
         total += secs
         paper_total += 0.0 if math.isnan(psecs) else psecs
+        known = known or not math.isnan(psecs)
         rows.append({"algo": label, "env": env, "runs": len(group), "steps": spec.total_steps,
                      "update_ms": t.train_ms, "act_ms": t.infer_ms, "env_ms": ems, "hours": secs / 3600,
                      "paper_hours": psecs / 3600, "source": t.source, "paper_source": pt.source if pt else "not in Table 2"})
-    return Projection(device, rows, total, paper_total, sorted(estimated))
+    # NaN when no algorithm of the projection has a paper time (not in Table 2, none to scale from): not 0 h
+    return Projection(device, rows, total, paper_total if known else math.nan, sorted(estimated))
 
 
 def hours_text(hours: float) -> str:
@@ -224,10 +226,14 @@ def run_hint(specs: list, workers: int, results: Path) -> str | None:
         return None
     p = project(rest, device, results, measure_env=False)
     hours = p.hours(parallel)
-    if hours < HOURS_HINT:
+    if not hours >= HOURS_HINT:  # NaN: an update time nobody can measure (a plug-in without update(batch))
         return None
     unit = "GPU" if device.startswith("cuda") else "CPU"
     hint = "use a GPU (--device cuda) or `sombench sweep` on a cluster" if unit == "CPU" else "use `sombench sweep` on a cluster"
     return (f"projected (updates and acting alone): {hours_text(hours)} wall for {len(rest)} run(s) on {device} ({hours_text(p.total_s / 3600)} {unit} time, "
             f"{p.rows[0]['update_ms']:.1f} ms per update, {p.rows[0]['source']}; the paper's RTX 4090: "
-            f"{hours_text(p.paper_total_s / 3600 / parallel)}); {hint}")
+            f"{_paper_hours_text(p.paper_total_s / 3600 / parallel)}); {hint}")
+
+
+def _paper_hours_text(hours: float) -> str:
+    return "not in its Table 2" if hours != hours else hours_text(hours)

@@ -121,7 +121,9 @@ class UpdateActTimes:
 def time_update_and_act(cls: type, config: Any, info: EnvInfo, device: torch.device, repeats: int, warmup: int = WARMUP,
                         seed: int = 0, compiled: bool = False, warn: Callable[[str], None] | None = None) -> UpdateActTimes:
     """Build `cls` with `config` at `info`'s shapes (torch seeded with `seed`), optionally compile it, and time
-    one update (its whole update cycle per repeat, mean per update) and one acting call (module docstring)."""
+    one update (its whole update cycle per repeat, mean per update) and one acting call (module docstring). An
+    algorithm without `update(batch)` (the bare `Algorithm` of a plug-in trains through `train_step` alone) gets
+    NaN update times: unknown, shown as n/a, and left out of projections."""
     torch.manual_seed(seed)
     algo = cls(info.obs_dim, info.act_dim, config, device)
     names = algo.compile(warn=warn) if compiled else []
@@ -130,6 +132,9 @@ def time_update_and_act(cls: type, config: Any, info: EnvInfo, device: torch.dev
     obs = np.random.default_rng(seed).standard_normal(info.obs_dim).astype(np.float32)
     sync = device_sync(device)
     # the warm-up runs every schedule phase of the cycle at least once, so compilation is never timed
-    train = time_calls(lambda: algo.update(batch), repeats, warmup, sync, calls_per_repeat=update_cycle(cls))
+    if callable(getattr(algo, "update", None)):
+        train = time_calls(lambda: algo.update(batch), repeats, warmup, sync, calls_per_repeat=update_cycle(cls))
+    else:  # an algorithm with `train_step` alone (a plug-in on the bare Algorithm): no update on a given batch to time
+        train = np.full(repeats, np.nan)
     infer = time_calls(lambda: scaler.to_env(algo.act(obs, deterministic=False)), repeats, warmup, sync)
     return UpdateActTimes(train, infer, algo, list(names))

@@ -113,8 +113,15 @@ def replay(run: Path, episodes: int, deterministic: bool, video: Path | None, se
         check_video(env_id)
     algo, info, step = build_policy(record, path, device)
     seed = int(record["run"]["seed"]) if seed is None else seed
+    if video is not None:
+        try:
+            Path(video).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the video folder {video}: {exc.strerror or exc}") from None
     env = make_env(env_id, render_mode="rgb_array" if video is not None else None)
-    prefix = f"{record['run']['algo']}-seed{seed}-step{step}"
+    label = record["run"]["algo"] + (f"@{record['variant']}" if record.get("variant") else "")
+    # env, variant, seed and step in the name: two runs' episodes never overwrite each other in one folder
+    prefix = f"{env_id.replace('/', '_')}-{label}-seed{seed}-step{step}"
     if video is not None:
         from gymnasium.wrappers import RecordVideo
 

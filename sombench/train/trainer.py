@@ -154,6 +154,8 @@ def run_seed(spec: RunSpec, root: Path, report: Report | None = None) -> dict[st
     report = report or (lambda event: None)
     state = store.read_state(run)
     if state and state.get("state") == "done":
+        if spec.track.backends:
+            track_finished_run(spec, run)
         report({"kind": "end", "seed": spec.seed, "status": "skipped", "step": state.get("env_step"),
                 "total": spec.total_steps, "last_return": state.get("last_return")})
         return {**outcome, "status": "skipped", "steps": state.get("env_step"), "final_return": state.get("last_return")}
@@ -174,6 +176,30 @@ def run_seed(spec: RunSpec, root: Path, report: Report | None = None) -> dict[st
                     "reason": f"seed {spec.seed} could not be set up ({first}); nothing was written for it"}
         return {**outcome, **trainer.train()}
     finally:
+        store.release_lock(run)
+
+
+def track_finished_run(spec: RunSpec, run: Path) -> None:
+    """Send a finished run's stored rows to the trackers that have not had them (`--track` given on a rerun of a
+    run that is already done: it trains nothing, but its history reaches the trackers, each row once). A run
+    another process holds, or a tracker that fails, is one warning line; nothing else changes."""
+    from sombench.train.tracking import Tracker
+
+    files = store.RunFiles(run)
+    try:
+        store.acquire_lock(run)
+    except store.RunLocked:
+        return
+    tracker = None
+    try:
+        record = store.read_json(files.config)
+        tracker = Tracker(spec, files, record)
+        tracker.send_rows(_rows_upto(store.read_train(run), spec.total_steps), _rows_upto(store.read_eval(run), spec.total_steps))
+    except Exception as exc:  # noqa: BLE001 - tracking never fails a run
+        _warn_line(f"--track could not send seed {spec.seed}'s stored rows ({type(exc).__name__}: {exc})")
+    finally:
+        if tracker:
+            tracker.close()
         store.release_lock(run)
 
 
