@@ -39,6 +39,8 @@ def _parse(text: str, annotation: Any) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _parse(text, inner[0])
     if origin is tuple:
+        if not text.replace("(", "").replace(")", "").strip():
+            return ()  # nothing: the field's domain says what it needs (hidden_sizes: one or more positive integers)
         parts = text.replace("(", "").replace(")", "").split(",")
         if len(parts) > 1 and not parts[-1].strip():
             parts = parts[:-1]  # one trailing comma, as Python writes a 1-tuple: (256,)
