@@ -168,6 +168,12 @@ def test_wandb_online_without_an_api_key_is_one_line_and_writes_nothing(tmp_path
     assert not results.exists()
 
 
+def test_an_empty_wandb_project_is_one_line(cli, tmp_path):
+    code, _, err = cli(tiny_run_args(tmp_path / "r", steps=200) + ["--track", "wandb", "--wandb-mode", "offline", "--wandb-project", " "])
+    assert code == 2 and "--wandb-project is empty" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
 def test_regress_with_track_needs_results(cli):
     code, _, err = cli(["regress", "--algos", "sac", "--track", "tensorboard"])
     assert code == 2 and "--results" in err and len(err.strip().splitlines()) == 1, err

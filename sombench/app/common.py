@@ -138,7 +138,7 @@ def ratio_sets(algo: str, value: str | float | None, *, required: bool) -> list[
     if value is None:
         return []
     number = parse_float("updates-per-step", value)
-    if not number > 0 or number != number or number == float("inf"):
+    if not 0 < number < float("inf"):  # NaN fails both comparisons
         raise InvalidValue("updates-per-step", f"{value}: give a positive ratio of updates to env steps, e.g. 1, 0.2 or 2")
     if not has_update_ratio(algo):
         if required:
@@ -162,6 +162,8 @@ def check_tracking(track) -> None:
             raise InvalidValue("track", f"{name!r}: choose from {', '.join(TRACKERS)}")
     if len(set(track.backends)) != len(track.backends):
         raise InvalidValue("track", f"{', '.join(track.backends)}: name each tracker once")
+    if "wandb" in track.backends and not track.project.strip():
+        raise InvalidValue("wandb-project", "is empty: give a project name (default sombench)")
     if track.wandb_mode is not None and track.wandb_mode not in WANDB_MODES:
         raise InvalidValue("wandb-mode", f"{track.wandb_mode!r}: choose from {', '.join(WANDB_MODES)}")
     from sombench.train.tracking import missing_package, wandb_login_problem

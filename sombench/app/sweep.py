@@ -223,7 +223,7 @@ def prepare(req: SweepRequest, dry_run: bool = False) -> SweepPlan:
     grid = parse_grid(req.grid)
     ratio = [f"{a}:{pair}" for a in algos for pair in common.ratio_sets(a, req.updates_per_step, required=False)]
     if req.updates_per_step is not None and not ratio:  # it would change nothing: refuse, as `run` does
-        common.ratio_sets(algos[0], req.updates_per_step, required=True)
+        raise InvalidValue("updates-per-step", f"is not for {', '.join(algos)}: on-policy, they update once per rollout")
     device = _device(req, dry_run)
     cores = os.cpu_count() or 1
     workers = req.workers or (1 if req.launcher == "local" else max(1, cores // req.cpus_per_run))

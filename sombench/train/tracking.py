@@ -181,9 +181,20 @@ class Tracker:
         self.save()
 
     @staticmethod
-    def open(spec: RunSpec, files: store.RunFiles, record: dict[str, Any]) -> Tracker | None:
-        """A Tracker when the spec names a tracker, else None."""
-        return Tracker(spec, files, record) if spec.track.backends else None
+    def start(spec: RunSpec, files: store.RunFiles, record: dict[str, Any], train_rows: list[Row],
+              eval_rows: list[Row]) -> Tracker | None:
+        """The run's trackers, sent the stored rows they have not had; None (after one warning line) when they
+        cannot start: tracking never fails a run."""
+        tracker = None
+        try:
+            tracker = Tracker(spec, files, record)
+            tracker.send_rows(train_rows, eval_rows)
+            return tracker
+        except Exception as exc:  # noqa: BLE001 - tracking never fails a run
+            _warn(f"--track could not start for seed {spec.seed} ({type(exc).__name__}: {exc}); going on without it")
+            if tracker:
+                tracker.close()
+            return None
 
     def save(self) -> None:
         store.atomic_write_json(self.files.tracked, {"wandb_id": self.run_id, "sent": self.saved, "wandb_sessions": self.sessions})

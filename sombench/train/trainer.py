@@ -190,16 +190,16 @@ def track_finished_run(spec: RunSpec, run: Path) -> None:
         store.acquire_lock(run)
     except store.RunLocked:
         return
-    tracker = None
     try:
-        record = store.read_json(files.config)
-        tracker = Tracker(spec, files, record)
-        tracker.send_rows(_rows_upto(store.read_train(run), spec.total_steps), _rows_upto(store.read_eval(run), spec.total_steps))
-    except Exception as exc:  # noqa: BLE001 - tracking never fails a run
-        _warn_line(f"--track could not send seed {spec.seed}'s stored rows ({type(exc).__name__}: {exc})")
-    finally:
+        try:
+            record, train, evals = store.read_json(files.config), store.read_train(run), store.read_eval(run)
+        except (OSError, ValueError) as exc:
+            _warn_line(f"--track could not read seed {spec.seed}'s stored rows ({type(exc).__name__}: {exc})")
+            return
+        tracker = Tracker.start(spec, files, record, _rows_upto(train, spec.total_steps), _rows_upto(evals, spec.total_steps))
         if tracker:
             tracker.close()
+    finally:
         store.release_lock(run)
 
 
@@ -452,14 +452,7 @@ class Trainer:
             record = store.read_json(self.files.config)
         except (OSError, ValueError):
             record = {"run": self.spec.identity(), "variant": self.spec.variant}
-        try:
-            self.tracker = Tracker(self.spec, self.files, record)
-            self.tracker.send_rows(self.train_rows, self.eval_rows)
-        except Exception as exc:  # noqa: BLE001 - tracking never fails a run
-            _warn_line(f"--track could not start for seed {self.spec.seed} ({type(exc).__name__}: {exc}); training without it")
-            if self.tracker:
-                self.tracker.close()
-            self.tracker = None
+        self.tracker = Tracker.start(self.spec, self.files, record, self.train_rows, self.eval_rows)
 
     def close(self) -> None:
         self.env.close()
