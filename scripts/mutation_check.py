@@ -352,8 +352,8 @@ MUTATIONS: list[Mutation] = [
       ('    durable = False\n    """Rows are certain only once', '    durable = True\n    """Rows are certain only once'),
       ["test_tracking.py::test_trackers_hold_each_csv_row_once_across_kills_and_a_resume_that_starts_tracking"],
       "W&B's marker trusts rows its service process may lose on SIGKILL: a killed session's rows go missing"),
-    m("tracker-skips-stored-rows", "sombench/train/trainer.py",
-      ("            self.tracker.send_rows(self.train_rows, self.eval_rows)\n", ""),
+    m("tracker-skips-stored-rows", "sombench/train/tracking.py",
+      ("            tracker.send_rows(train_rows, eval_rows)\n", ""),
       ["test_tracking.py::test_trackers_hold_each_csv_row_once_across_kills_and_a_resume_that_starts_tracking"],
       "a resumed run's trackers miss the rows stored before they were opened"),
 ]
