@@ -51,7 +51,8 @@ from torch import nn
 from algorithms import register
 from algorithms.common.base import Algorithm, Choice, adam
 from algorithms.common.buffer import Batch
-from algorithms.common.config import (AlgorithmConfig, Boolean, Finite, Fraction, Interval, OneOf, OptionalOf, Positive, param)
+from algorithms.common.config import (AlgorithmConfig, Boolean, ConfigError, Finite, Fraction, Interval, OneOf, OptionalOf, Positive,
+                                     param)
 from algorithms.common.nets import mlp
 
 
@@ -89,6 +90,11 @@ class PPOConfig(AlgorithmConfig):
     value_target: str = param("rewards_to_go", OneOf(("rewards_to_go", "gae")))
     """Regression target of the critic: discounted rewards-to-go bootstrapped at truncation and at the
     rollout's cut (Spinning Up) or the GAE lambda-return A + V. The paper does not say."""
+
+    def check(self) -> None:
+        if self.batch_size % self.num_envs:
+            raise ConfigError(f"batch_size {self.batch_size} is not a multiple of num_envs {self.num_envs}: a rollout takes "
+                              "batch_size / num_envs steps of every env (give a multiple, e.g. num_envs 4 with batch_size 4000)")
 
 
 def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, terminated: np.ndarray, ends: np.ndarray,
@@ -190,6 +196,12 @@ class PPO(Algorithm):
         raw = self.act_step(self._obs_tensor(obs), False)[0].cpu().numpy()
         return Choice(np.clip(raw, -1.0, 1.0), raw)
 
+    @torch.inference_mode()
+    def explore_batch(self, obs: np.ndarray) -> list[Choice]:
+        """`explore` for N envs' observations [N, o] in one forward pass: N Choices with their unclipped samples."""
+        raw = self.act_step(torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device), False).cpu().numpy()
+        return [Choice(np.clip(r, -1.0, 1.0), r) for r in raw]
+
     def observe(self, obs, choice, reward, next_obs, terminated, truncated) -> None:
         """Store the transition with the unclipped sample of `choice` (its action when it has no record)."""
         if self.rollout_len >= self.config.batch_size:
@@ -207,10 +219,16 @@ class PPO(Algorithm):
     def train_step(self) -> dict[str, torch.Tensor] | None:
         if self.rollout_len < self.config.batch_size:
             return None
-        n = self.rollout_len
-        batch = Batch(self.rollout_obs[:n], self.rollout_action[:n], self.rollout_reward[:n], self.rollout_next_obs[:n],
-                      self.rollout_terminated[:n])
-        metrics = self.update(batch, self.rollout_truncated[:n])
+        n, envs = self.rollout_len, self.config.num_envs
+        # With N envs the rollout holds vector steps in order (row t N + k is env k's t-th step): put each env's
+        # steps together, and cut each env's piece at the rollout's end as a time limit cuts it (bootstrapped
+        # unless terminated), so GAE and the returns run per env. One env: the order and the cut are as before.
+        order = torch.arange(n, device=self.device).reshape(n // envs, envs).T.reshape(-1)
+        batch = Batch(self.rollout_obs[order], self.rollout_action[order], self.rollout_reward[order],
+                      self.rollout_next_obs[order], self.rollout_terminated[order])
+        truncated = self.rollout_truncated[order].clone()
+        truncated[n // envs - 1::n // envs] = 1.0
+        metrics = self.update(batch, truncated)
         self.rollout_len = 0
         return metrics
 

@@ -99,6 +99,10 @@ class SDAC(NoiseTemperature, BestOfNDiffusion):
         # = 100, times 0.2). init_alpha 1: the exploration noise alpha * 0.1 starts at 0.1 of the box, not
         # 0.5. eval_particles 1: evaluation scores the generator alone (mode counts, learning tests).
         "bandit": {**OffPolicyAlgorithm.presets["bandit"], "reward_scale": 20.0, "init_alpha": 1.0, "eval_particles": 1},
+        # How relax, the code behind the published SDAC and DPMD curves, steps its envs: 5 vector envs and one
+        # update per iteration, so one update per 5 env steps (mahaitongdae/diffusion_policy_online_rl,
+        # scripts/train_mujoco.py and relax/trainer/off_policy.py). The SOM paper does not state its own ratio.
+        "relax": {"num_envs": 5, "updates_per_step": 0.2},
     }
 
     state_attributes = ("last_actor_loss", "last_weight_max")

@@ -130,3 +130,129 @@ def describe_env(env_id: str) -> EnvInfo:
         )
     finally:
         env.close()
+
+
+# -- training envs: N stepped together, their state saved and restored ----------------------------
+VECTOR_MODES = ("sync", "async")
+"""`--vector-mode`: Gymnasium's SyncVectorEnv (all envs in the trainer's process) or AsyncVectorEnv (one
+worker process per env). Both step the same envs from the same seeds and give the same numbers."""
+
+
+def vector_seeds(seed: int, num_envs: int) -> list[int]:
+    """The first-reset seed of each of a run's `num_envs` training envs: the run's seed for env 0 (so one
+    env is the single-env run) and 32 bits of SeedSequence([seed, k]) for env k >= 1. Not Gymnasium's
+    `seed + k`: with it, env 1 of seed 0 would replay env 0 of seed 1, and seeds would share episodes."""
+    return [seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) for k in range(num_envs)]
+
+
+def make_training_env(env_id: str) -> gym.Env:
+    """`make_env(env_id)` inside a `Snapshot` wrapper (what a vector env's worker builds)."""
+    return Snapshot(make_env(env_id))
+
+
+def make_vector_env(env_id: str, num_envs: int, mode: str = "sync") -> gym.vector.VectorEnv:
+    """`num_envs` training envs of `env_id` as one Gymnasium vector env, autoreset DISABLED: the trainer
+    resets the envs that ended (`reset(options={"reset_mask": ...})`) before the next vector step, so no
+    step of a vector env is an autoreset step and a finished env's last observation is the step's own.
+    `mode` "async" runs each env in a worker process (fork on Linux, so env ids registered at run time
+    reach the workers; the platform's default elsewhere)."""
+    from functools import partial
+
+    fns = [partial(make_training_env, env_id) for _ in range(num_envs)]
+    mode_ = gym.vector.AutoresetMode.DISABLED
+    if mode == "sync":
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode_)
+    import sys
+
+    context = "fork" if sys.platform.startswith("linux") else None
+    return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode_, context=context)
+
+
+_PLAIN = (bool, int, float, complex, str, bytes, type(None), np.generic)
+
+
+def _plain(value) -> bool:
+    """Whether `value` is data a snapshot copies: numbers, strings, numeric arrays, and tuples, lists and
+    dicts of them (not spaces, specs, simulators, renderers, generators or callables)."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype != object
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def env_snapshot(env: gym.Env) -> dict:
+    """A copy of an env's dynamic state, enough to continue it exactly (`restore_env`): the plain attributes
+    (`_plain`) of every wrapper and of the base env (a TimeLimit's elapsed steps, Pendulum's state, ...), the
+    base env's random stream, and for a MuJoCo env all of its mjData (pickled; about 66 KB for Ant-v4). Not
+    only the integration state (mj_getState): an env reads quantities the last mj_step derived (Ant-v4's
+    torso position before a step is the last substep's forward kinematics), which that state cannot give
+    back. An env keeping
+    state elsewhere (another object, a C library other than MuJoCo) is not captured: a run of it resumes
+    exactly only from an episode boundary (one env: where checkpoints are taken)."""
+    import copy
+
+    layers, layer = [], env
+    while True:
+        layers.append({k: copy.deepcopy(v) for k, v in vars(layer).items() if k != "_np_random" and _plain(v)})
+        if not isinstance(layer, gym.Wrapper):
+            break
+        layer = layer.env
+    rng = getattr(layer, "_np_random", None)
+    snap = {"layers": layers, "np_random": None if rng is None else rng.bit_generator.state}
+    data = getattr(layer, "data", None)
+    if type(data).__module__.startswith("mujoco"):
+        import pickle
+
+        snap["mujoco_data"] = pickle.dumps(data)  # all of mjData: the step's derived quantities too
+    return snap
+
+
+def restore_env(env: gym.Env, snap: dict) -> None:
+    """Put back what `env_snapshot` took, into an env built the same way (ValueError if its wrappers differ)."""
+    import copy
+
+    layer, layers = env, snap["layers"]
+    for i, values in enumerate(layers):
+        for k, v in values.items():
+            setattr(layer, k, copy.deepcopy(v))
+        if i + 1 < len(layers):
+            if not isinstance(layer, gym.Wrapper):
+                raise ValueError("the env's wrappers differ from the snapshot's")
+            layer = layer.env
+    if snap["np_random"] is not None:
+        state = snap["np_random"]
+        rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+        rng.bit_generator.state = state
+        layer._np_random = rng
+    if "mujoco_data" in snap:
+        import pickle
+
+        layer.data = pickle.loads(snap["mujoco_data"])
+        renderer = getattr(layer, "mujoco_renderer", None)
+        if renderer is not None and hasattr(renderer, "data"):
+            renderer.data = layer.data
+
+class Snapshot(gym.Wrapper):
+    """Exposes `env_snapshot` / `restore_env` as one attribute, `snapshot`, which a vector env reads with
+    `get_attr("snapshot")` and writes per env with `set_attr("snapshot", [...])`, in worker processes too."""
+
+    @property
+    def snapshot(self) -> dict:
+        return env_snapshot(self.env)
+
+    @snapshot.setter
+    def snapshot(self, snap: dict) -> None:
+        restore_env(self.env, snap)
+
+    def set_wrapper_attr(self, name: str, value, *, force: bool = True) -> bool:
+        """What a vector env's `set_attr` calls. Gymnasium's first tests `hasattr(self, name)`, which would take a
+        snapshot just to overwrite it, and pickling the mjData of an env never reset crashes mujoco 2.3.7."""
+        if name == "snapshot":
+            restore_env(self.env, value)
+            return True
+        return super().set_wrapper_attr(name, value, force=force)

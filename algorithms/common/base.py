@@ -6,7 +6,8 @@ The harness (sombench.train.trainer) only ever calls:
     algo.act(obs, deterministic) -> action in [-1, 1]^d                 (numpy, one observation)
     algo.explore(obs) -> Choice(action, record)                         (the training loop's action)
     algo.observe(obs, choice, reward, next_obs, terminated, truncated)  (one transition)
-    algo.train_step() -> dict of 0-d tensors | None                     (once per env step after warm-up)
+    algo.explore_batch(obs [N, o]) / algo.observe_batch(...)            (N envs at once: `num_envs`)
+    algo.train_step() -> dict of 0-d tensors | None                     (`updates_after(t)` times per env step)
     algo.state_dict() / algo.load_state_dict(state)                     (checkpoints)
 
 `act` is the policy alone (evaluation with `deterministic`, latency, the bandit's samples): it keeps
@@ -157,11 +158,27 @@ class Algorithm(ABC):
         default `act(obs, deterministic=False)`, no record: the same draws as that call)."""
         return Choice(self.act(obs, deterministic=False))
 
+    def explore_batch(self, obs: np.ndarray) -> list[Choice]:
+        """The training loop's actions for N envs' observations [N, o], one Choice per env. By default one
+        `act_batch` call (one batched forward pass), no records; an algorithm that overrides `explore` alone
+        gets `explore` once per observation. With N = 1 it draws exactly what `explore(obs[0])` draws."""
+        if type(self).explore is not Algorithm.explore:
+            return [self.explore(o) for o in obs]
+        return [Choice(a) for a in self.act_batch(obs, deterministic=False)]
+
     @abstractmethod
     def observe(self, obs: np.ndarray, choice: Choice, reward: float, next_obs: np.ndarray, terminated: bool,
                 truncated: bool) -> None:
         """Record one transition: `choice` is what `explore` returned, its action clipped to [-1, 1]^d (or
         a warm-up action with record None); `terminated` excludes truncation."""
+
+    def observe_batch(self, obs: np.ndarray, choices: list[Choice], rewards: np.ndarray, next_obs: np.ndarray,
+                      terminated: np.ndarray, truncated: np.ndarray) -> None:
+        """Record one vector step: N transitions, one per env (obs and next_obs [N, o], the rest [N]), in env
+        order; `next_obs` row k is env k's own next observation, its final one when the env's episode ended
+        (never the reset's). By default `observe` once per env."""
+        for k in range(len(choices)):
+            self.observe(obs[k], choices[k], float(rewards[k]), next_obs[k], bool(terminated[k]), bool(truncated[k]))
 
     @abstractmethod
     def train_step(self) -> dict[str, torch.Tensor] | None:

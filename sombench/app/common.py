@@ -176,19 +176,46 @@ def check_tracking(track) -> None:
 
 def build_specs(algo: str, env: str, seeds: list[int], steps: int, *, schedule: Schedule, device: str, threads: int,
                 sets: list[str], preset: str | None, tag: str | None, compile: bool = False,
-                command: tuple[str, ...] = (), track=None) -> list:
+                command: tuple[str, ...] = (), track=None, vector_mode: str = "sync") -> list:
     """RunSpecs for seeds of one algorithm (variant) on one env; the preset and every `key=value` of
     `sets` are validated (UserError) before anything is written. `track`: a runs.spec.Tracking (None: none)."""
     from sombench.runs.spec import RunSpec, resolve_config
 
-    resolve_config(algo, preset, list(sets))
+    config = resolve_config(algo, preset, list(sets))
+    check_vector(algo, steps, config.num_envs, vector_mode)
     track = track or Tracking()
     check_tracking(track)
     return [RunSpec(algo=algo, env_id=env, seed=s, total_steps=steps, eval_every=schedule.eval_every,
                     eval_episodes=schedule.eval_episodes, checkpoint_every=schedule.checkpoint_every,
                     log_every=schedule.log_every, device=device, threads=threads, set_pairs=tuple(sets), preset=preset,
-                    tag=tag, command=command, compile=compile, track=track)
+                    tag=tag, command=command, compile=compile, track=track, vector_mode=vector_mode)
             for s in seeds]
+
+
+def check_vector(algo: str, steps: int, num_envs: int, vector_mode: str) -> None:
+    """InvalidValue (one line) for a vector mode that is not one of VECTOR_MODES, or a budget that N envs cannot
+    take whole: a vector step is N env steps, so `steps` must be a multiple of N."""
+    from sombench.envs import VECTOR_MODES
+
+    if vector_mode not in VECTOR_MODES:
+        raise InvalidValue("vector-mode", f"{vector_mode!r}: give one of {', '.join(VECTOR_MODES)}")
+    if steps % num_envs:
+        lo, hi = steps - steps % num_envs, steps - steps % num_envs + num_envs
+        raise InvalidValue("steps", f"{steps} is not a multiple of {algo}'s num_envs {num_envs} (a vector step is "
+                                    f"{num_envs} env steps): give {lo or hi} or {hi}")
+
+
+NUM_ENVS_FIELD = "num_envs"
+"""The config field `--num-envs` sets (algorithms/common/config.py AlgorithmConfig, every algorithm's)."""
+
+
+def num_envs_sets(value: str | int | None) -> list[str]:
+    """The `--set` pair `--num-envs N` stands for ([] when None); InvalidValue unless N is a positive integer."""
+    if value is None:
+        return []
+    n = parse_count(value, "num-envs")
+    check_positive("num-envs", n)
+    return [f"{NUM_ENVS_FIELD}={n}"]
 
 
 def prepare_store(specs: list, results: Path, *, report_locked: bool) -> dict[int, dict[str, Any]]:

@@ -36,6 +36,10 @@ class RegressRequest:
     like `sets`, an override of the recorded config."""
     track: Any = None
     """A runs.spec.Tracking: the experiment trackers (`--track`); None: none. Needs `results`: the logs live in the run folders."""
+    num_envs: str | int | None = None
+    """`--num-envs N` for every entry (an override of the recorded config, like `sets`)."""
+    vector_mode: str = "sync"
+    """`--vector-mode`: sync or async (changes no number)."""
 
 
 @dataclasses.dataclass
@@ -66,13 +70,14 @@ def provenance_now(threads: int, workers: int) -> dict[str, Any]:
             "versions": package_versions(), "cpu": cpu_model(), "threads": threads, "workers": workers}
 
 
-def entry_specs(entry: rg.Entry, extra_sets: list[str], threads: int, command: tuple[str, ...] = (), track=None) -> list:
+def entry_specs(entry: rg.Entry, extra_sets: list[str], threads: int, command: tuple[str, ...] = (), track=None,
+                vector_mode: str = "sync") -> list:
     """The entry's RunSpecs: evaluation at half and at the end, one checkpoint, ten log rows, on the CPU."""
     schedule = common.Schedule(eval_every=max(1, entry.steps // 2), eval_episodes=entry.eval_episodes,
                                checkpoint_every=entry.steps, log_every=max(1, entry.steps // 10))
     return common.build_specs(entry.algo, entry.env, list(range(entry.seeds)), entry.steps, schedule=schedule, device="cpu",
                               threads=threads, sets=[*entry.sets, *extra_sets], preset=entry.preset, tag=None, command=command,
-                              track=track)
+                              track=track, vector_mode=vector_mode)
 
 
 @dataclasses.dataclass
@@ -104,15 +109,16 @@ def prepare(req: RegressRequest) -> RegressPlan:
     missing = [] if names else sorted(set(common.algorithm_names()) - {e.algo for e in entries})
     common.check_positive("workers", req.workers)
     common.check_positive("threads", req.threads)
-    if req.update and (req.sets or req.updates_per_step is not None):
+    if req.update and (req.sets or req.updates_per_step is not None or req.num_envs is not None):
         raise InvalidValue("update", "cannot be combined with overrides: they would be recorded as the reference config; "
                                      "change the suite file instead")
     bands_path = req.bands or rg.data_dir() / "bands.json"
     band_doc = rg.load_bands(bands_path)
     if req.track is not None and req.track.backends and req.results is None:
         raise InvalidValue("track", "needs --results DIR with regress: without it the runs, and the logs inside them, are removed afterwards")
-    specs = {e.key: entry_specs(e, [*req.sets, *common.ratio_sets(e.algo, req.updates_per_step, required=False)], req.threads,
-                                req.command, req.track) for e in entries}
+    specs = {e.key: entry_specs(e, [*req.sets, *common.ratio_sets(e.algo, req.updates_per_step, required=False),
+                                    *common.num_envs_sets(req.num_envs)], req.threads, req.command, req.track, req.vector_mode)
+             for e in entries}
     flat = [s for e in entries for s in specs[e.key]]
     root = req.results.absolute() if req.results else Path(tempfile.mkdtemp(prefix="sombench-regress-"))
     plan = RegressPlan(req, entries, specs, flat, root, req.workers or os.cpu_count() or 1, bands_path, band_doc, missing)

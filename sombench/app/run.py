@@ -39,6 +39,10 @@ class RunRequest:
     """A runs.spec.Tracking: the experiment trackers (`--track`); None: none."""
     updates_per_step: str | float | None = None
     """`--updates-per-step R`: the config field updates_per_step (an algorithm's own default when None)."""
+    num_envs: str | int | None = None
+    """`--num-envs N`: the config field num_envs (the algorithm's own default, 1, when None)."""
+    vector_mode: str = "sync"
+    """`--vector-mode`: sync or async (sombench.envs.VECTOR_MODES)."""
 
 
 @dataclasses.dataclass
@@ -72,12 +76,12 @@ def prepare(req: RunRequest) -> RunPlan:
     if steps is None:
         steps = default_steps(cls, req.env, info.default_steps)
     device = common.resolve_device(req.device)
-    sets = [*req.sets, *common.ratio_sets(req.algo, req.updates_per_step, required=True)]
+    sets = [*req.sets, *common.ratio_sets(req.algo, req.updates_per_step, required=True), *common.num_envs_sets(req.num_envs)]
     specs = common.build_specs(req.algo, req.env, list(range(req.seed_start, req.seed_start + req.seeds)), steps,
                                schedule=req.schedule, device=device,
                                threads=common.default_threads(req.threads, req.workers, req.seeds), sets=sets,
                                preset=req.preset, tag=req.tag, compile=req.compile, command=req.command,
-                               track=req.track)
+                               track=req.track, vector_mode=req.vector_mode)
     common.prepare_store(specs, req.results, report_locked=False)
     from sombench.measure.cost import run_hint
 

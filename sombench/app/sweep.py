@@ -154,6 +154,10 @@ class SweepRequest:
     """A runs.spec.Tracking: the experiment trackers (`--track`); None: none."""
     updates_per_step: str | float | None = None
     """`--updates-per-step R`, for every algorithm with that field (the others are noted)."""
+    num_envs: str | int | None = None
+    """`--num-envs N` for every algorithm (each one's num_envs)."""
+    vector_mode: str = "sync"
+    """`--vector-mode`: sync or async."""
 
 
 @dataclasses.dataclass
@@ -228,9 +232,11 @@ def prepare(req: SweepRequest, dry_run: bool = False) -> SweepPlan:
     cores = os.cpu_count() or 1
     workers = req.workers or (1 if req.launcher == "local" else max(1, cores // req.cpus_per_run))
     threads = req.threads or (max(1, cores // workers) if req.launcher == "local" else req.cpus_per_run)
-    plan = expand(algos, envs, list(range(req.seed_start, req.seed_start + req.seeds)), steps, [*req.sets, *ratio], grid, req.preset,
-                  lambda a, e: infos[e].default_steps * classes[a].budget_factor.get(e, 1),
-                  schedule=req.schedule, device=device, threads=threads, compile=req.compile, command=req.command, track=req.track)
+    vector = common.num_envs_sets(req.num_envs)
+    plan = expand(algos, envs, list(range(req.seed_start, req.seed_start + req.seeds)), steps, [*req.sets, *ratio, *vector], grid,
+                  req.preset, lambda a, e: infos[e].default_steps * classes[a].budget_factor.get(e, 1),
+                  schedule=req.schedule, device=device, threads=threads, compile=req.compile, command=req.command, track=req.track,
+                  vector_mode=req.vector_mode)
     if req.updates_per_step is not None:
         plan.notes += [f"{a} has no updates_per_step (on-policy)" for a in algos if not common.has_update_ratio(a)]
     return SweepPlan(req, plan.specs, plan.notes, device, workers, threads)

@@ -71,7 +71,8 @@ def run(algo: o.Algo, env: o.Env, seeds: o.Seeds = 1, seed_start: o.SeedStart = 
         tag: o.Tag = None, preset: o.Preset = None, eval_every: o.EvalEvery = 5_000, eval_episodes: o.EvalEpisodes = 10,
         checkpoint_every: o.CheckpointEvery = 50_000, log_every: o.LogEvery = 1_000, threads: o.Threads = None,
         compile_: o.Compile = False, updates_per_step: o.UpdatesPerStep = None, track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
-        wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
+        wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None, num_envs: o.NumEnvs = None,
+        vector_mode: o.VectorMode = "sync") -> None:
     """Train ALGO on ENV over seeds; skip finished seeds, resume interrupted ones."""
     from sombench.app import run as use_case
     from sombench.render import commands as show
@@ -80,7 +81,7 @@ def run(algo: o.Algo, env: o.Env, seeds: o.Seeds = 1, seed_start: o.SeedStart = 
     plan = use_case.prepare(use_case.RunRequest(
         algo, env, seeds, seed_start, steps, results, device, workers, list(set_), tag, preset,
         _schedule(eval_every, eval_episodes, checkpoint_every, log_every), threads, compile_, _command(),
-        _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode), updates_per_step))
+        _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode), updates_per_step, num_envs, vector_mode))
     if plan.hint:
         err_console.print(plan.hint, markup=False, highlight=False, soft_wrap=True)
     with ProgressBars(plan.specs, console) as bars:
@@ -260,7 +261,8 @@ def sweep(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES, h
           eval_every: o.EvalEvery = 5_000, eval_episodes: o.EvalEpisodes = 10, checkpoint_every: o.CheckpointEvery = 50_000,
           log_every: o.LogEvery = 1_000, compile_: o.Compile = False, updates_per_step: o.UpdatesPerStep = None,
           track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
-          wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
+          wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None, num_envs: o.NumEnvs = None,
+          vector_mode: o.VectorMode = "sync") -> None:
     """Run a grid (algorithms x envs x seeds x --grid values) on a local pool, Ray or Slurm; skip finished runs, resume the others."""
     from rich.live import Live
 
@@ -272,7 +274,8 @@ def sweep(algos: Annotated[list[str], typer.Option("--algos", metavar=o.NAMES, h
     req = use_case.SweepRequest(list(algos), list(envs), seeds, seed_start, steps, list(set_), list(grid), preset, launcher.value,
                                 results, device, workers, threads, address, cpus_per_run, gpus_per_run, partition, time_,
                                 _schedule(eval_every, eval_episodes, checkpoint_every, log_every), compile_, _command(),
-                                _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode), updates_per_step)
+                                _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode), updates_per_step,
+                                num_envs, vector_mode)
     plan = use_case.prepare(req, dry_run=dry_run)
     if dry_run:
         from sombench.render.cost import projection_table
@@ -308,7 +311,8 @@ def regress(suite: Annotated[o.Suite, typer.Option("--suite", help="ci (~10 min 
             workers: Annotated[Optional[int], typer.Option("--workers", help="Runs in parallel processes (default: CPU cores: the runs are small).")] = None,
             threads: Annotated[int, typer.Option("--threads", help="Torch threads per run (default 1: the bands were measured so).")] = 1,
             updates_per_step: o.UpdatesPerStep = None, track: o.Track = [], wandb_project: o.WandbProject = "sombench", wandb_entity: o.WandbEntity = None,  # noqa: B006
-            wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None) -> None:
+            wandb_group: o.WandbGroup = None, wandb_mode: o.WandbModeOpt = None, num_envs: o.NumEnvs = None,
+            vector_mode: o.VectorMode = "sync") -> None:
     """Run a suite of small-budget runs of every registered algorithm and fail (exit 1) on a significant drop from the reference bands."""
     from rich.live import Live
 
@@ -319,7 +323,8 @@ def regress(suite: Annotated[o.Suite, typer.Option("--suite", help="ci (~10 min 
 
     plan = use_case.prepare(use_case.RegressRequest(suite.value, list(algos), list(set_), update, bands, results, workers,
                                                     threads, _command(), updates_per_step,
-                                                    _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode)))
+                                                    _tracking(track, wandb_project, wandb_entity, wandb_group, wandb_mode),
+                                                    num_envs, vector_mode))
     if plan.missing:
         err_console.print(f"note: no {suite.value} entry for {', '.join(plan.missing)}", markup=False)
     title = f"sweep: {len(plan.flat)} runs on a local pool of {plan.workers} process(es)"

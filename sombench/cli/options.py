@@ -82,6 +82,8 @@ SeedStart = Annotated[int, typer.Option("--seed-start", help="First seed; runs s
 Steps = Annotated[Optional[str], typer.Option("--steps", metavar="N", help="Env steps per seed, e.g. 500000 or 5e5 (default: the paper's budget for the env times the algorithm's factor).")]
 Sets = Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE", help="Override a config field (repeatable); `sombench algos NAME` lists the fields.")]
 Tag = Annotated[Optional[str], typer.Option("--tag", help="Name this config's runs: results/<env>/<algo>@<tag>/ (default: derived from the --set values that differ from the defaults).")]
+NumEnvs = Annotated[Optional[str], typer.Option("--num-envs", metavar="N", help="Training envs stepped together (Gymnasium vector envs; one batched acting call for all N): sets every algorithm's num_envs (default 1; relax's code steps 5). Budgets stay in env steps.")]
+VectorMode = Annotated[str, typer.Option("--vector-mode", metavar="sync|async", help="Run the --num-envs envs in this process (sync) or one worker process each (async); same numbers either way.")]
 UpdatesPerStep = Annotated[Optional[str], typer.Option("--updates-per-step", metavar="R", help="Updates per env step after warm-up (the update-to-data ratio; 1, 0.2, 2, ...): sets the replay-buffer algorithms' updates_per_step (default 1; relax's code makes 0.2).")]
 Preset = Annotated[Optional[str], typer.Option("--preset", help="A named preset of the algorithm (e.g. bandit), applied before --set.")]
 

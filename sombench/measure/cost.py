@@ -45,7 +45,11 @@ so `sombench run` measures nothing for runs that cannot reach HOURS_HINT."""
 class AlgoTime:
     train_ms: float
     infer_ms: float
+    """One acting call, which serves `act_envs` env steps."""
     source: str
+    act_envs: int = 1
+    """Env steps one timed acting call serves: 1, or a run's num_envs N when the call was timed on N observations
+    at once (`act_batch`), so acting costs infer_ms / N per env step."""
 
 
 def latest_latency_csv(results: Path, device: str) -> Path | None:
@@ -75,8 +79,15 @@ def measure_algo(algo: str, config: Any, device: str, env_id: str, repeats: int 
     from sombench.measure.timing import time_update_and_act
     from sombench.runs.spec import algorithm_class
 
-    times = time_update_and_act(algorithm_class(algo), config, describe_env(env_id), torch.device(device), repeats, warmup)
-    return AlgoTime(float(np.mean(times.train) * 1e3), float(np.mean(times.infer) * 1e3), "measured now")
+    info = describe_env(env_id)
+    times = time_update_and_act(algorithm_class(algo), config, info, torch.device(device), repeats, warmup)
+    n = int(getattr(config, "num_envs", 1))
+    if n == 1:
+        return AlgoTime(float(np.mean(times.train) * 1e3), float(np.mean(times.infer) * 1e3), "measured now")
+    from sombench.measure.latency import time_batched_acting
+
+    batched = time_batched_acting(times.algo, info, torch.device(device), (n,), repeats, warmup)[n]
+    return AlgoTime(float(np.mean(times.train) * 1e3), float(batched.mean_ms), f"measured now (acting on {n} envs at once)", n)
 
 
 _ENV_MS: dict[str, float] = {}
@@ -132,17 +143,18 @@ def paper_times() -> dict[str, tuple[float, float]]:
 
 
 def run_seconds(spec, t: AlgoTime, env_ms: float) -> float:
-    """Off-policy: one acting call and `updates_per_step` updates per env step after the warm-up. On-policy (PPO): one
-    acting call per env step and one update call (the measured unit) per rollout of `batch_size` steps."""
+    """Off-policy: acting and `updates_per_step` updates per env step after the warm-up. On-policy (PPO): acting
+    per env step and one update call (the measured unit) per rollout of `batch_size` steps. Acting per env step is
+    one call / `t.act_envs` (N envs share one batched call)."""
     from algorithms.common.base import OffPolicyAlgorithm
     from sombench.runs.spec import algorithm_class
 
     config = spec.config()
     if issubclass(algorithm_class(spec.algo), OffPolicyAlgorithm):
         learning = max(0, spec.total_steps - int(config.warmup_steps))
-        return (spec.total_steps * env_ms + learning * (float(config.updates_per_step) * t.train_ms + t.infer_ms)) / 1e3
+        return (spec.total_steps * env_ms + learning * (float(config.updates_per_step) * t.train_ms + t.infer_ms / t.act_envs)) / 1e3
     updates = spec.total_steps // max(1, int(getattr(config, "batch_size", 1)))
-    return (spec.total_steps * (env_ms + t.infer_ms) + updates * t.train_ms) / 1e3
+    return (spec.total_steps * (env_ms + t.infer_ms / t.act_envs) + updates * t.train_ms) / 1e3
 
 
 @dataclasses.dataclass
@@ -178,11 +190,14 @@ def project(specs: list, device: str, results: Path | None, measure_env: bool = 
         t = times[(spec.algo, label, env)]
         ems = env_step_ms(env) if measure_env else 0.0
         secs = sum(run_seconds(s, t, ems) for s in group)
+        # Table 2 times one acting call; with N envs the GPU is assumed to act on N observations in the time of one
+        # (the batch is still far from filling it), so acting costs a call / N per env step there
+        n = int(getattr(spec.config(), "num_envs", 1))
         if spec.algo in paper:
-            pt = AlgoTime(*paper[spec.algo], "paper Table 2")
+            pt = AlgoTime(*paper[spec.algo], "paper Table 2", n)
         elif ref_ours is not None and ref in paper and ref_ours.train_ms > 0:
-            ratio = (paper[ref][0] + paper[ref][1]) / (ref_ours.train_ms + ref_ours.infer_ms)
-            pt = AlgoTime(t.train_ms * ratio, t.infer_ms * ratio, f"estimated: ours x paper {label} / our {label}")
+            ratio = (paper[ref][0] + paper[ref][1]) / (ref_ours.train_ms + ref_ours.infer_ms / ref_ours.act_envs)
+            pt = AlgoTime(t.train_ms * ratio, t.infer_ms / t.act_envs * ratio, f"estimated: ours x paper {label} / our {label}", n)
             estimated.add(spec.algo)
         else:
             pt = None
@@ -191,7 +206,7 @@ def project(specs: list, device: str, results: Path | None, measure_env: bool = 
         paper_total += 0.0 if math.isnan(psecs) else psecs
         known = known or not math.isnan(psecs)
         rows.append({"algo": label, "env": env, "runs": len(group), "steps": spec.total_steps,
-                     "update_ms": t.train_ms, "act_ms": t.infer_ms, "env_ms": ems, "hours": secs / 3600,
+                     "update_ms": t.train_ms, "act_ms": t.infer_ms / t.act_envs, "env_ms": ems, "hours": secs / 3600,
                      "paper_hours": psecs / 3600, "source": t.source, "paper_source": pt.source if pt else "not in Table 2"})
     # NaN when no algorithm of the projection has a paper time (not in Table 2, none to scale from): not 0 h
     return Projection(device, rows, total, paper_total if known else math.nan, sorted(estimated))

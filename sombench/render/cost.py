@@ -19,7 +19,8 @@ def projection_table(p: Projection, workers: int = 1) -> Table:
                               if p.paper_total_s == p.paper_total_s else "). Paper GPU (RTX 4090, Table 2): none of these algorithms is in its Table 2")
                            + (f", {', '.join(p.paper_estimated)} estimated (not in Table 2)" if p.paper_estimated else "")
                            + ". Per env step: the env step, and after the warm-up one acting call and updates_per_step updates (1 by default; "
-                             "PPO: one update per rollout); evaluation not counted."))
+                             "PPO: one update per rollout); with num_envs N one acting call serves N env steps ('act ms' is per env "
+                             "step; on the paper's GPU a call on N observations is assumed to cost one call); evaluation not counted."))
     for col in ("run", "envs", "runs", "env steps", "update ms", "act ms", "here", "paper GPU", "source"):
         table.add_column(col, justify="left" if col in ("run", "source") else "right", overflow="fold")
     by_algo: dict[str, list[dict[str, Any]]] = {}

@@ -70,6 +70,10 @@ class RunSpec:
     config.json records which segments of the run were compiled."""
     track: Tracking = Tracking()
     """Experiment trackers (`--track`); not part of the identity."""
+    vector_mode: str = "sync"
+    """How the `num_envs` training envs run (`--vector-mode`, sombench.envs.VECTOR_MODES): in the trainer's process
+    or one worker process each. Not part of the identity: both step the same envs from the same seeds and give
+    the same numbers (tests/test_vector_envs.py), so either may resume the other; config.json records it."""
 
     # Derived values, computed on first use and kept in the instance's __dict__ (functools.cached_property
     # writes there directly, so the frozen dataclass allows it). They are no fields: eq, hash and repr

@@ -1,18 +1,27 @@
 """Train one seed of one algorithm on one environment, resumably.
 
 Semantics (Gymnasium): the critic bootstraps through time-limit truncation and stops only at true
-termination, so the buffer stores `terminated`, never `truncated`. The first `warmup_steps` env
-steps use uniform random actions in [-1, 1]^d; from then on the algorithm acts every env step and
-trains `algo.updates_after(t)` times after the t-th (once, unless its `updates_per_step` says otherwise). Every `eval_every` steps (and at the last step) the algorithm's evaluation mode runs
-`eval_episodes` episodes on a separate env instance, each reset with a seed derived from
-(run seed, env step, episode), so evaluation never disturbs training and is itself reproducible.
+termination, so the buffer stores `terminated`, never `truncated`. The algorithm's `num_envs` training envs
+(N, 1 by default) step together as one Gymnasium vector env (`--vector-mode` sync or async); a vector step
+is N env steps, and every count below is in env steps. The first `warmup_steps` env steps use uniform
+random actions in [-1, 1]^d (env k of a vector step at env steps t+1..t+N acts uniformly while t+k+1 <=
+warmup_steps); from then on the algorithm acts on the N observations in one call (`explore_batch`), records
+the N transitions (`observe_batch`, each env's own final observation when its episode ended: an env that
+ended is reset before the next vector step, so no autoreset step is ever a transition) and trains
+`algo.updates_after(t)` times for each env step t past warm-up in the vector step (once per env step,
+unless its `updates_per_step` says otherwise). Evaluation (every `eval_every` steps, at the first vector
+step reaching each multiple, and at the last step) runs the algorithm's evaluation mode for
+`eval_episodes` episodes on a separate env instance, each reset with a seed derived from (run seed, env
+step, episode), so evaluation never disturbs training and is itself reproducible.
 
-Checkpoints are taken at the first episode boundary at or after every `checkpoint_every` steps.
-At a boundary the only env state left is its RNG (the next `reset` draws from it), so a checkpoint
-holding the networks, optimizers, buffer, every RNG state and the counters lets a resumed run
-continue exactly as if it had never stopped: same seed, same machine, same numbers. CSV rows are
-kept in memory and the CSVs rewritten atomically; on resume, rows past the checkpoint are dropped
-(they are recomputed), so no step is ever duplicated or lost.
+Checkpoints are taken at the first vector step at or after every `checkpoint_every` steps, and with one
+env only at an episode boundary: there the only env state left is its RNG (the next `reset` draws from
+it), which holds for any env. With N envs their episodes never end together, so the checkpoint holds each
+env's state (sombench.envs.env_snapshot: plain attributes, RNG, MuJoCo's mjData) and observation. With the
+networks, optimizers, buffer, every RNG state and the counters, a resumed run continues exactly as if it
+had never stopped: same seed, same machine, same numbers. CSV rows are kept in memory and the CSVs
+rewritten atomically; on resume, rows past the checkpoint are dropped (they are recomputed), so no step is
+ever duplicated or lost.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import torch
 import algorithms
 from algorithms.common.base import Choice
 from algorithms.common.spaces import ActionScaler
-from sombench.envs import describe_env, make_env
+from sombench.envs import describe_env, make_env, make_vector_env, vector_seeds
 from sombench.errors import UserError
 from sombench.runs import checkpoint, store
 from sombench.runs.provenance import provenance
@@ -217,7 +226,9 @@ class Trainer:
         self.files = store.RunFiles(run)
         self.device = torch.device(spec.device)
         self.info = describe_env(spec.env_id)
-        self.env, self.eval_env = make_env(spec.env_id), make_env(spec.env_id)
+        self.num_envs = spec.config().num_envs
+        self.envs = make_vector_env(spec.env_id, self.num_envs, spec.vector_mode)
+        self.eval_env = make_env(spec.env_id)
         self.scaler = ActionScaler(self.info.act_low, self.info.act_high, self.info.act_shape, self.info.act_dtype)
         seed_everything(spec.seed)
         self.algo = algorithms.get(spec.algo)(self.info.obs_dim, self.info.act_dim, spec.config(), self.device)
@@ -228,7 +239,11 @@ class Trainer:
         self.eval_rows: list[dict[str, Any]] = []
         self.train_rows: list[dict[str, Any]] = []
         self.step, self.episodes, self.wall_before = 0, 0, 0.0
-        self.first_reset_seed: int | None = spec.seed
+        self.obs = np.zeros((self.num_envs, self.info.obs_dim), dtype=np.float32)
+        """The N envs' current observations, flat [N, o] (a row is stale while its env awaits its reset)."""
+        self.ended = np.ones(self.num_envs, dtype=bool)
+        """Envs whose episode ended (or has not begun): reset before the next vector step."""
+        self.first_reset = True
         self.last_return = math.nan
         self.t_start = time.perf_counter()
         self.start_step = 0
@@ -245,6 +260,7 @@ class Trainer:
                 "run": spec.identity(), "variant": spec.variant, "preset": spec.preset, "tag": spec.tag,
                 "budget_factor": type(self.algo).budget_factor.get(spec.env_id, 1),
                 "device": spec.device, "threads": spec.threads, "checkpoint_every": spec.checkpoint_every,
+                "vector_mode": spec.vector_mode,
                 "compiled": self.segment(0), "provenance": provenance(self.device, spec.command)})
             return
         ckpt = checkpoint.load(self.files.checkpoint, self.device)
@@ -261,15 +277,21 @@ class Trainer:
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
         self.action_rng.bit_generator.state = rng["actions"]
-        env_rng = np.random.Generator(np.random.PCG64())
-        env_rng.bit_generator.state = rng["env"]
-        self.env.unwrapped.np_random = env_rng
+        envs = ckpt.get("envs")
+        if envs is None:  # one env at an episode boundary, checkpointed before vector envs: its RNG alone
+            env_rng = np.random.Generator(np.random.PCG64())
+            env_rng.bit_generator.state = rng["env"]
+            self.envs.set_attr("np_random", [env_rng])
+        else:
+            self.envs.set_attr("snapshot", list(envs["snapshots"]))
+            self.obs = np.array(envs["obs"], dtype=np.float32)
+            self.ended = np.array(envs["ended"], dtype=bool)
         self.window.load_state_dict(ckpt["metrics"], self.device)
         self.eval_rows = _rows_upto(store.read_eval(self.run), self.step)
         self.train_rows = _rows_upto(store.read_train(self.run), self.step)
         if self.eval_rows:
             self.last_return = self.eval_rows[-1]["return_mean"]
-        self.first_reset_seed = None
+        self.first_reset = False
         self.record_segment()
 
     def segment(self, step: int) -> list[dict[str, Any]]:
@@ -318,8 +340,8 @@ class Trainer:
                 "numpy": np.random.get_state(),
                 "python": random.getstate(),
                 "actions": self.action_rng.bit_generator.state,
-                "env": self.env.unwrapped.np_random.bit_generator.state,
             },
+            "envs": {"snapshots": list(self.envs.get_attr("snapshot")), "obs": self.obs.copy(), "ended": self.ended.copy()},
         })
 
     # -- the loop -------------------------------------------------------------------------------
@@ -330,29 +352,42 @@ class Trainer:
         if bad:
             raise NonFiniteLoss(f"non-finite {', '.join(bad)} by env step {self.step}")
 
-    def env_step(self, obs: np.ndarray | None) -> np.ndarray | None:
-        """One env step and, after warm-up, one training step; returns the next observation (None at an episode end)."""
-        algo = self.algo
-        if obs is None:
-            raw_obs, _ = self.env.reset(seed=self.first_reset_seed)
-            obs, self.first_reset_seed = flat(raw_obs), None
-        if self.step < algo.warmup_steps:
-            choice = Choice(self.action_rng.uniform(-1.0, 1.0, self.info.act_dim).astype(np.float32))
+    def reset_ended(self) -> None:
+        """Reset the envs whose episode ended; the first reset seeds env k with vector_seeds(seed, N)[k]."""
+        if not self.ended.any():
+            return
+        if self.first_reset:
+            raw, _ = self.envs.reset(seed=vector_seeds(self.spec.seed, self.num_envs))
+            self.first_reset = False
         else:
-            choice = algo.explore(obs)
-            choice = choice._replace(action=np.clip(choice.action, -1.0, 1.0))
-        raw_next, reward, terminated, truncated, _ = self.env.step(self.scaler.to_env(choice.action))
-        next_obs = flat(raw_next)
-        algo.observe(obs, choice, float(reward), next_obs, bool(terminated), bool(truncated))
-        self.step += 1
-        done = terminated or truncated
-        self.episodes += bool(done)
-        if self.step >= algo.warmup_steps:
-            for _ in range(algo.updates_after(self.step - algo.warmup_steps + 1)):
+            raw, _ = self.envs.reset(options={"reset_mask": self.ended.copy()})
+        obs = self.obs.copy()  # the last vector step's next_obs: an algorithm may hold it
+        obs[self.ended] = np.asarray(raw, dtype=np.float32).reshape(self.num_envs, -1)[self.ended]
+        self.obs, self.ended = obs, np.zeros(self.num_envs, dtype=bool)
+
+    def vector_step(self) -> None:
+        """One step of the N envs (N env steps) and the updates that follow it."""
+        algo, n = self.algo, self.num_envs
+        self.reset_ended()
+        uniform = min(max(algo.warmup_steps - self.step, 0), n)  # envs still in the warm-up, in env order
+        choices = [Choice(a) for a in self.action_rng.uniform(-1.0, 1.0, (uniform, self.info.act_dim)).astype(np.float32)]
+        if uniform < n:
+            choices += [c._replace(action=np.clip(c.action, -1.0, 1.0)) for c in algo.explore_batch(self.obs[uniform:])]
+        actions = np.stack([self.scaler.to_env(c.action) for c in choices])
+        raw_next, rewards, terminated, truncated, _ = self.envs.step(actions)
+        next_obs = np.asarray(raw_next, dtype=np.float32).reshape(n, -1)
+        terminated, truncated = np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool)
+        algo.observe_batch(self.obs, choices, np.asarray(rewards, dtype=np.float64), next_obs, terminated, truncated)
+        before, self.step = self.step, self.step + n
+        self.ended = terminated | truncated
+        self.episodes += int(self.ended.sum())
+        self.obs = next_obs
+        warmup = algo.warmup_steps
+        for t in range(max(before + 1, warmup), self.step + 1):  # the env steps past warm-up, t-th 1-based
+            for _ in range(algo.updates_after(t - warmup + 1)):
                 metrics = algo.train_step()
                 if metrics:
                     self.window.add(metrics)
-        return None if done else next_obs
 
     def log(self) -> None:
         self.check_finite()
@@ -400,19 +435,21 @@ class Trainer:
         self.report({"kind": "start", "seed": spec.seed, "step": self.step, "total": spec.total_steps, "last_return": self.last_return,
                      "warmup": self.algo.warmup_steps})
         next_checkpoint = self.step + spec.checkpoint_every
-        obs = None
         try:
             while self.step < spec.total_steps:
-                obs = self.env_step(obs)
-                last = self.step == spec.total_steps
-                if self.step % spec.log_every == 0 or last:
+                before = self.step
+                self.vector_step()
+                last = self.step >= spec.total_steps
+                if self.step // spec.log_every > before // spec.log_every or last:
                     self.log()
-                if self.step % spec.eval_every == 0 or last:
+                if self.step // spec.eval_every > before // spec.eval_every or last:
                     self.evaluate()
-                if obs is None and self.step >= next_checkpoint and not last:
+                boundary = self.num_envs > 1 or self.ended.all()  # one env: at an episode end (module docstring)
+                if boundary and self.step >= next_checkpoint and not last:
                     self.checkpoint()
                     next_checkpoint = self.step + spec.checkpoint_every
                 self.progress(force=last)
+            return self.finish()  # before close: the last checkpoint reads the envs' state
         except KeyboardInterrupt:
             self.save_state("interrupted", reason="interrupted by the user; rerun the same command to resume")
             raise
@@ -423,7 +460,6 @@ class Trainer:
             return self.fail(f"{type(exc).__name__}: {exc}".splitlines()[0] + f" (traceback in {self.files.error_log.name})")
         finally:
             self.close()
-        return self.finish()
 
     def fail(self, reason: str) -> dict[str, Any]:
         self.save_tables()
@@ -455,7 +491,8 @@ class Trainer:
         self.tracker = Tracker.start(self.spec, self.files, record, self.train_rows, self.eval_rows)
 
     def close(self) -> None:
-        self.env.close()
+        with contextlib.suppress(Exception):  # an async worker already gone (Ctrl-C reaches it too) is not an error
+            self.envs.close(terminate=True)
         self.eval_env.close()
         if self.tracker:
             self.tracker.close()
