@@ -119,6 +119,19 @@ def test_each_env_stores_its_own_transitions_and_no_autoreset_step(tmp_path):
     for i in range(steps - n):
         continues = np.array_equal(next_obs[i], obs[i + n])
         assert continues == (not ended[i]), i
+    # episodes.csv: one row per finished episode, its return the sum of that env's rewards since its last end
+    episodes = store.read_episodes(trainer.run)
+    rewards = buf.storage["reward"][:steps].numpy().astype(np.float64)
+    rows = []
+    for k in range(n):
+        start = 0
+        for j, i in enumerate(range(k, steps, n)):
+            if ended[i]:
+                rows.append((i - i % n + n, k, rewards[k::n][start:j + 1].sum(), j + 1 - start))
+                start = j + 1
+    got = sorted(zip(episodes["env_step"], episodes["env"], episodes["return"], episodes["length"]))
+    assert [r[:2] + (r[3],) for r in got] == [r[:2] + (r[3],) for r in sorted(rows)]
+    np.testing.assert_allclose([r[2] for r in got], [r[2] for r in sorted(rows)], rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -159,6 +172,7 @@ def test_an_interrupted_hopper_run_with_three_envs_resumes_mid_episode_exactly(t
     clean = store.Store(tmp_path / "clean").run_dir(spec.key)
     for name in ("eval.csv", "train.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(run / name).drop(columns="wall_s"), pd.read_csv(clean / name).drop(columns="wall_s"))
+    pd.testing.assert_frame_equal(store.read_episodes(run), store.read_episodes(clean))  # episodes across the cut too
 
 
 # -- killed at many moments, three envs at ratio 0.5 (as tests/test_reliability.py with one env) ---------------

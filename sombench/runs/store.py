@@ -5,6 +5,7 @@
         config.json     resolved config, command line, versions, git commit, hardware
         eval.csv        env_step, return_mean, return_std, episodes, wall_s
         train.csv       env_step and the algorithm's metrics (averaged over each logging window)
+        episodes.csv    env_step, env, return, length: one row per finished training episode (exploring policy)
         checkpoint.pt   networks, optimizers, replay buffer, RNG states, counters
         state.json      running | done | failed | interrupted (runs.outcome.RunState), progress, last return, reason
         lock            pid and host of the process running this seed, while it runs
@@ -44,6 +45,9 @@ MARKER = ".sombench-store"
 FORMAT = "sombench-results"
 VERSION = 1
 EVAL_COLUMNS = ["env_step", "return_mean", "return_std", "episodes", "wall_s"]
+EPISODE_COLUMNS = ["env_step", "env", "return", "length"]
+"""episodes.csv: the env step (of the run, 1-based) at which a training env's episode ended, which of the N envs
+(0-based), its undiscounted return and its length in env steps."""
 
 
 # -- atomic writes ------------------------------------------------------------------------------
@@ -198,6 +202,10 @@ class RunFiles:
     @property
     def train(self) -> Path:
         return self.dir / "train.csv"
+
+    @property
+    def episodes(self) -> Path:
+        return self.dir / "episodes.csv"
 
     @property
     def checkpoint(self) -> Path:
@@ -369,6 +377,11 @@ class DamagedRun(Exception):
 def read_eval(run: Path) -> pd.DataFrame:
     """The run's eval.csv (empty frame if none yet); DamagedRun if its header or values are not ours."""
     return _read_table(run / "eval.csv", EVAL_COLUMNS)
+
+
+def read_episodes(run: Path) -> pd.DataFrame:
+    """The run's episodes.csv (empty frame if none: runs stored before it existed have none); DamagedRun if not ours."""
+    return _read_table(RunFiles(run).episodes, EPISODE_COLUMNS)
 
 
 def read_train(run: Path) -> pd.DataFrame:

@@ -243,6 +243,10 @@ class Trainer:
         """The N envs' current observations, flat [N, o] (a row is stale while its env awaits its reset)."""
         self.ended = np.ones(self.num_envs, dtype=bool)
         """Envs whose episode ended (or has not begun): reset before the next vector step."""
+        self.episode_return = np.zeros(self.num_envs)
+        self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
+        """Each env's current episode so far: undiscounted return and length (episodes.csv gets them at its end)."""
+        self.episode_rows: list[dict[str, Any]] = []
         self.first_reset = True
         self.last_return = math.nan
         self.t_start = time.perf_counter()
@@ -286,9 +290,12 @@ class Trainer:
             self.envs.set_attr("snapshot", list(envs["snapshots"]))
             self.obs = np.array(envs["obs"], dtype=np.float32)
             self.ended = np.array(envs["ended"], dtype=bool)
+            self.episode_return = np.array(envs["episode_return"], dtype=np.float64)
+            self.episode_length = np.array(envs["episode_length"], dtype=np.int64)
         self.window.load_state_dict(ckpt["metrics"], self.device)
         self.eval_rows = _rows_upto(store.read_eval(self.run), self.step)
         self.train_rows = _rows_upto(store.read_train(self.run), self.step)
+        self.episode_rows = _rows_upto(store.read_episodes(self.run), self.step)
         if self.eval_rows:
             self.last_return = self.eval_rows[-1]["return_mean"]
         self.first_reset = False
@@ -319,6 +326,7 @@ class Trainer:
         store.atomic_write_csv(self.files.eval, self.eval_rows, store.EVAL_COLUMNS)
         columns = list(dict.fromkeys(["env_step", *(k for row in self.train_rows for k in row)]))
         store.atomic_write_csv(self.files.train, self.train_rows, columns)  # a header even with no rows
+        store.atomic_write_csv(self.files.episodes, self.episode_rows, store.EPISODE_COLUMNS)
 
     def save_state(self, state: str, **extra: Any) -> None:
         store.write_state(self.run, state=state, env_step=self.step, total_steps=self.spec.total_steps, episodes=self.episodes,
@@ -341,7 +349,8 @@ class Trainer:
                 "python": random.getstate(),
                 "actions": self.action_rng.bit_generator.state,
             },
-            "envs": {"snapshots": list(self.envs.get_attr("snapshot")), "obs": self.obs.copy(), "ended": self.ended.copy()},
+            "envs": {"snapshots": list(self.envs.get_attr("snapshot")), "obs": self.obs.copy(), "ended": self.ended.copy(),
+                     "episode_return": self.episode_return.copy(), "episode_length": self.episode_length.copy()},
         })
 
     # -- the loop -------------------------------------------------------------------------------
@@ -382,6 +391,12 @@ class Trainer:
         self.ended = terminated | truncated
         self.episodes += int(self.ended.sum())
         self.obs = next_obs
+        self.episode_return += rewards
+        self.episode_length += 1
+        for k in np.flatnonzero(self.ended):
+            self.episode_rows.append({"env_step": self.step, "env": int(k), "return": float(self.episode_return[k]),
+                                      "length": int(self.episode_length[k])})
+        self.episode_return[self.ended], self.episode_length[self.ended] = 0.0, 0
         warmup = algo.warmup_steps
         for t in range(max(before + 1, warmup), self.step + 1):  # the env steps past warm-up, t-th 1-based
             for _ in range(algo.updates_after(t - warmup + 1)):
