@@ -343,6 +343,10 @@ MUTATIONS: list[Mutation] = [
       ("        order = torch.arange(n, device=self.device).reshape(n // envs, envs).T.reshape(-1)",
        "        order = torch.arange(n, device=self.device)"),
       ["test_vector_envs.py"], "PPO's GAE runs over the N envs' interleaved steps as if they were one trajectory"),
+    m("vector-old-checkpoint-env-rng-ignored", "sombench/train/trainer.py",
+      ('            self.envs.set_attr("np_random", [env_rng])', "            pass"),
+      ["test_vector_envs.py::test_a_checkpoint_written_before_vector_envs_still_resumes_exactly"],
+      "a checkpoint of the earlier format resumes with a fresh env random stream"),
     # issue 27's tracking
     m("tracking-skips-finished-runs", "sombench/train/trainer.py",
       ("        if spec.track.backends:\n            track_finished_run(spec, run)\n", ""),

@@ -284,3 +284,34 @@ def test_ppo_refuses_envs_that_do_not_divide_its_rollout(cli, tmp_path):
                           "--num-envs", "3"])
     assert_one_line_error(code, out, err, "multiple of num_envs")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_checkpoint_written_before_vector_envs_still_resumes_exactly(tmp_path, monkeypatch):
+    """One env, checkpointed at an episode end in the earlier format (the env's RNG in rng["env"], no env
+    snapshots): the resumed run equals an uninterrupted one."""
+    import torch as _torch
+
+    spec = RunSpec("sac", "Pendulum-v1", 0, 800, eval_every=400, eval_episodes=1, checkpoint_every=200, log_every=200,
+                   threads=1, set_pairs=(*TINY, "warmup_steps=300"))
+    assert run_seed(spec, tmp_path / "clean")["status"] == "done"
+    real = Trainer.vector_step
+
+    def dying(self):
+        if self.step >= 500:
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(Trainer, "vector_step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_seed(spec, tmp_path / "old")
+    run = store.Store(tmp_path / "old").run_dir(spec.key)
+    ckpt = _torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 400 and ckpt["envs"]["ended"].all()
+    ckpt["rng"]["env"] = ckpt["envs"].pop("snapshots")[0]["np_random"]  # what the earlier trainer stored
+    del ckpt["envs"]
+    _torch.save(ckpt, run / "checkpoint.pt")
+    monkeypatch.setattr(Trainer, "vector_step", real)
+    assert run_seed(spec, tmp_path / "old")["status"] == "done"
+    clean = store.Store(tmp_path / "clean").run_dir(spec.key)
+    for name in ("eval.csv", "train.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(run / name).drop(columns="wall_s"), pd.read_csv(clean / name).drop(columns="wall_s"))
