@@ -347,6 +347,10 @@ MUTATIONS: list[Mutation] = [
       ('            self.envs.set_attr("np_random", [env_rng])', "            pass"),
       ["test_vector_envs.py::test_a_checkpoint_written_before_vector_envs_still_resumes_exactly"],
       "a checkpoint of the earlier format resumes with a fresh env random stream"),
+    m("vector-resume-without-whole-reset", "sombench/train/trainer.py",
+      ("        self.envs.reset(seed=vector_seeds(spec.seed, self.num_envs))\n", ""),
+      ["test_vector_envs.py::test_an_interrupted_hopper_run_with_three_envs_resumes_mid_episode_exactly"],
+      "a resumed sync vector env resets only its ended envs before it was ever reset whole (Gymnasium then fails)"),
     # issue 27's tracking
     m("tracking-skips-finished-runs", "sombench/train/trainer.py",
       ("        if spec.track.backends:\n            track_finished_run(spec, run)\n", ""),

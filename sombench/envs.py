@@ -150,6 +150,23 @@ def make_training_env(env_id: str) -> gym.Env:
     return Snapshot(make_env(env_id))
 
 
+def _worker_env(env_id: str, creator: int) -> gym.Env:
+    """`make_training_env` in an async worker process, which first gives up the signal handlers it inherited: the
+    trainer's process decides when to stop (Ctrl-C reaches the whole process group, so the worker ignores SIGINT)
+    and ends its workers with SIGTERM, which then ends them silently instead of raising the harness's `Stopped`.
+    In the process that built the vector env (`creator`, whose pid Gymnasium's own dummy env is made in, to read
+    the spaces) nothing changes."""
+    import os
+    import signal
+
+    if os.getpid() != creator:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+    return make_training_env(env_id)
+
+
 def make_vector_env(env_id: str, num_envs: int, mode: str = "sync") -> gym.vector.VectorEnv:
     """`num_envs` training envs of `env_id` as one Gymnasium vector env, autoreset DISABLED: the trainer
     resets the envs that ended (`reset(options={"reset_mask": ...})`) before the next vector step, so no
@@ -158,13 +175,15 @@ def make_vector_env(env_id: str, num_envs: int, mode: str = "sync") -> gym.vecto
     reach the workers; the platform's default elsewhere)."""
     from functools import partial
 
-    fns = [partial(make_training_env, env_id) for _ in range(num_envs)]
     mode_ = gym.vector.AutoresetMode.DISABLED
     if mode == "sync":
-        return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode_)
+        return gym.vector.SyncVectorEnv([partial(make_training_env, env_id) for _ in range(num_envs)], autoreset_mode=mode_)
     import sys
 
     context = "fork" if sys.platform.startswith("linux") else None
+    import os
+
+    fns = [partial(_worker_env, env_id, os.getpid()) for _ in range(num_envs)]
     return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode_, context=context)
 
 

@@ -5,6 +5,7 @@ are one line. One env is the single-env run (scripts/identical_outputs.sh: hashe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import signal
@@ -147,28 +148,39 @@ def test_sync_and_async_envs_give_identical_numbers(tmp_path):
         pd.testing.assert_frame_equal(a.drop(columns="wall_s"), b.drop(columns="wall_s"))
 
 
-def test_an_interrupted_hopper_run_with_three_envs_resumes_mid_episode_exactly(tmp_path, monkeypatch):
-    """Interrupt (Ctrl-C) a Hopper run of 3 envs after its checkpoint at 450 (mid-episode in every env: checkpoints
-    of N > 1 envs fall anywhere), rerun it, and compare with an uninterrupted run."""
+@pytest.mark.parametrize("resume_mode", ["sync", "async"])
+def test_an_interrupted_hopper_run_with_three_envs_resumes_mid_episode_exactly(tmp_path, monkeypatch, resume_mode):
+    """Interrupt (Ctrl-C) a Hopper run of 3 envs after a checkpoint taken where some envs' episodes had just ended and
+    the others were mid-episode (checkpoints of N > 1 envs fall anywhere), rerun it (in either vector mode), and
+    compare with an uninterrupted run."""
     sets = (*TINY, "warmup_steps=150", "num_envs=3", "updates_per_step=0.5")
-    spec = RunSpec("sac", "Hopper-v4", 0, 900, eval_every=300, eval_episodes=1, checkpoint_every=450, log_every=150,
-                   threads=1, set_pairs=sets)
-    assert run_seed(spec, tmp_path / "clean")["status"] == "done"
+    make = lambda every: RunSpec("sac", "Hopper-v4", 0, 900, eval_every=300, eval_episodes=1,  # noqa: E731
+                                 checkpoint_every=every, log_every=150, threads=1, set_pairs=sets)
     real = Trainer.vector_step
+    seen = []
+
+    def watched(self):
+        real(self)
+        seen.append((self.step, self.ended.copy()))
+
+    monkeypatch.setattr(Trainer, "vector_step", watched)
+    assert run_seed(make(10**9), tmp_path / "clean")["status"] == "done"
+    cut = next(step for step, ended in seen if step >= 300 and 0 < ended.sum() < 3)  # the checkpoint's step
 
     def dying(self):
-        if self.step >= 600:
+        if self.step >= cut + 150:
             raise KeyboardInterrupt
         real(self)
 
     monkeypatch.setattr(Trainer, "vector_step", dying)
+    spec = make(cut)
     with pytest.raises(KeyboardInterrupt):
         run_seed(spec, tmp_path / "killed")
     run = store.Store(tmp_path / "killed").run_dir(spec.key)
     ckpt = checkpoint.load(run / "checkpoint.pt")
-    assert ckpt["step"] == 450 and not ckpt["envs"]["ended"].any()
+    assert ckpt["step"] == cut and 0 < ckpt["envs"]["ended"].sum() < 3
     monkeypatch.setattr(Trainer, "vector_step", real)
-    assert run_seed(spec, tmp_path / "killed")["status"] == "done"
+    assert run_seed(dataclasses.replace(spec, vector_mode=resume_mode), tmp_path / "killed")["status"] == "done"
     clean = store.Store(tmp_path / "clean").run_dir(spec.key)
     for name in ("eval.csv", "train.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(run / name).drop(columns="wall_s"), pd.read_csv(clean / name).drop(columns="wall_s"))
@@ -269,8 +281,11 @@ def test_num_envs_names_the_variant_and_relax_presets_declare_five_envs_at_ratio
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--num-envs", "0"], "num-envs"),
-    (["--num-envs", "3"], "not a multiple"),  # 1,000 steps
+    (["--num-envs", "0"], "whole number of envs"),
+    (["--num-envs", "1e3"], "whole number of envs"),
+    (["--num-envs", "3"], "budget of 999 or 1002 env steps"),  # 1,000 steps
+    (["--num-envs", "2", "--set", "num_envs=4"], "both set num_envs"),
+    (["--updates-per-step", "0.5", "--set", "updates_per_step=2"], "both set updates_per_step"),
     (["--vector-mode", "threads"], "vector-mode"),
 ])
 def test_bad_vector_options_are_one_line_and_write_nothing(cli, tmp_path, args, needle):
@@ -315,3 +330,28 @@ def test_a_checkpoint_written_before_vector_envs_still_resumes_exactly(tmp_path,
     clean = store.Store(tmp_path / "clean").run_dir(spec.key)
     for name in ("eval.csv", "train.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(run / name).drop(columns="wall_s"), pd.read_csv(clean / name).drop(columns="wall_s"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_an_async_run_and_its_workers_quietly(tmp_path):
+    """Ctrl-C reaches the terminal's whole process group: the trainer stops with the resume line (exit 130), the env
+    workers (which ignore SIGINT and leave the stopping to it) end without a traceback, and none is left behind.
+    Before, Gymnasium's dummy env, built in the trainer's process, made the trainer itself ignore SIGINT."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "sombench", "run", "--algo", "sac", "--env", "Pendulum-v1", "--steps", "60000",
+                             "--results", str(tmp_path), "--threads", "1", "--set", "warmup_steps=100", "--set", "hidden_sizes=8",
+                             "--num-envs", "3", "--vector-mode", "async"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("Pendulum-v1/*/seed_0/state.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err.decode()
+    assert "interrupted; rerun the same command to resume" in err.decode() and "Traceback" not in err.decode()
+    assert store.read_state(run_path(tmp_path, "Pendulum-v1", "sac"))["state"] == "interrupted"
+    time.sleep(1.0)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # no process of the group (the env workers) is left

@@ -131,13 +131,14 @@ def has_update_ratio(algo: str) -> bool:
     return any(f.name == RATIO_FIELD for f in dataclasses.fields(algorithm_class(algo).Config))
 
 
-def ratio_sets(algo: str, value: str | float | None, *, required: bool) -> list[str]:
+def ratio_sets(algo: str, value: str | float | None, *, required: bool, sets: list[str] = ()) -> list[str]:
     """The `--set` pair `--updates-per-step VALUE` stands for with `algo` ([] when VALUE is None). An
     algorithm without the field: InvalidValue when `required` (a run of that algorithm), else [] (a sweep or
     regress entry runs it at its own cadence; the caller notes it)."""
     if value is None:
         return []
     number = parse_float("updates-per-step", value)
+    check_not_set_twice("updates-per-step", RATIO_FIELD, sets)
     if not 0 < number < float("inf"):  # NaN fails both comparisons
         raise InvalidValue("updates-per-step", f"{value}: give a positive ratio of updates to env steps, e.g. 1, 0.2 or 2")
     if not has_update_ratio(algo):
@@ -201,21 +202,37 @@ def check_vector(algo: str, steps: int, num_envs: int, vector_mode: str) -> None
         raise InvalidValue("vector-mode", f"{vector_mode!r}: give one of {', '.join(VECTOR_MODES)}")
     if steps % num_envs:
         lo, hi = steps - steps % num_envs, steps - steps % num_envs + num_envs
-        raise InvalidValue("steps", f"{steps} is not a multiple of {algo}'s num_envs {num_envs} (a vector step is "
-                                    f"{num_envs} env steps): give {lo or hi} or {hi}")
+        budget = f"{lo} or {hi} env steps" if lo else f"{hi} env steps or more"
+        raise InvalidValue("num-envs", f"{num_envs} ({algo}) does not divide the budget of {steps} env steps (a vector step is "
+                                       f"{num_envs} env steps): give a budget of {budget}, or another number of envs")
 
 
 NUM_ENVS_FIELD = "num_envs"
 """The config field `--num-envs` sets (algorithms/common/config.py AlgorithmConfig, every algorithm's)."""
 
 
-def num_envs_sets(value: str | int | None) -> list[str]:
-    """The `--set` pair `--num-envs N` stands for ([] when None); InvalidValue unless N is a positive integer."""
+MAX_ENVS = 4096
+"""The most `--num-envs` accepted (each env is a simulator instance in memory, each async one a process)."""
+
+
+def num_envs_sets(value: str | int | None, sets: list[str] = ()) -> list[str]:
+    """The `--set` pair `--num-envs N` stands for ([] when None); InvalidValue unless N is an integer in
+    [1, MAX_ENVS] written as one (not 1e3), or when `sets` also sets num_envs (two values for one field)."""
     if value is None:
         return []
-    n = parse_count(value, "num-envs")
-    check_positive("num-envs", n)
-    return [f"{NUM_ENVS_FIELD}={n}"]
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_ENVS:
+        raise InvalidValue("num-envs", f"expects a whole number of envs from 1 to {MAX_ENVS}, got {value!r}")
+    check_not_set_twice("num-envs", NUM_ENVS_FIELD, sets)
+    return [f"{NUM_ENVS_FIELD}={int(text)}"]
+
+
+def check_not_set_twice(option: str, field: str, sets: list[str]) -> None:
+    """InvalidValue when `--set field=...` (any algorithm prefix) is given beside the option that sets that field."""
+    for pair in sets:
+        key = pair.split("=", 1)[0].strip()
+        if key == field or key.endswith(f":{field}"):
+            raise InvalidValue(option, f"and --set {pair} both set {field}: give one of them")
 
 
 def prepare_store(specs: list, results: Path, *, report_locked: bool) -> dict[int, dict[str, Any]]:

@@ -116,8 +116,8 @@ def prepare(req: RegressRequest) -> RegressPlan:
     band_doc = rg.load_bands(bands_path)
     if req.track is not None and req.track.backends and req.results is None:
         raise InvalidValue("track", "needs --results DIR with regress: without it the runs, and the logs inside them, are removed afterwards")
-    specs = {e.key: entry_specs(e, [*req.sets, *common.ratio_sets(e.algo, req.updates_per_step, required=False),
-                                    *common.num_envs_sets(req.num_envs)], req.threads, req.command, req.track, req.vector_mode)
+    specs = {e.key: entry_specs(e, [*req.sets, *common.ratio_sets(e.algo, req.updates_per_step, required=False, sets=req.sets),
+                                    *common.num_envs_sets(req.num_envs, req.sets)], req.threads, req.command, req.track, req.vector_mode)
              for e in entries}
     flat = [s for e in entries for s in specs[e.key]]
     root = req.results.absolute() if req.results else Path(tempfile.mkdtemp(prefix="sombench-regress-"))

@@ -76,7 +76,8 @@ def prepare(req: RunRequest) -> RunPlan:
     if steps is None:
         steps = default_steps(cls, req.env, info.default_steps)
     device = common.resolve_device(req.device)
-    sets = [*req.sets, *common.ratio_sets(req.algo, req.updates_per_step, required=True), *common.num_envs_sets(req.num_envs)]
+    sets = [*req.sets, *common.ratio_sets(req.algo, req.updates_per_step, required=True, sets=req.sets),
+            *common.num_envs_sets(req.num_envs, req.sets)]
     specs = common.build_specs(req.algo, req.env, list(range(req.seed_start, req.seed_start + req.seeds)), steps,
                                schedule=req.schedule, device=device,
                                threads=common.default_threads(req.threads, req.workers, req.seeds), sets=sets,

@@ -225,14 +225,14 @@ def prepare(req: SweepRequest, dry_run: bool = False) -> SweepPlan:
         if missing:
             raise InvalidValue("steps", f"N is required: {missing[0]} has no paper budget")
     grid = parse_grid(req.grid)
-    ratio = [f"{a}:{pair}" for a in algos for pair in common.ratio_sets(a, req.updates_per_step, required=False)]
+    ratio = [f"{a}:{pair}" for a in algos for pair in common.ratio_sets(a, req.updates_per_step, required=False, sets=req.sets)]
     if req.updates_per_step is not None and not ratio:  # it would change nothing: refuse, as `run` does
         raise InvalidValue("updates-per-step", f"is not for {', '.join(algos)}: on-policy, they update once per rollout")
     device = _device(req, dry_run)
     cores = os.cpu_count() or 1
     workers = req.workers or (1 if req.launcher == "local" else max(1, cores // req.cpus_per_run))
     threads = req.threads or (max(1, cores // workers) if req.launcher == "local" else req.cpus_per_run)
-    vector = common.num_envs_sets(req.num_envs)
+    vector = common.num_envs_sets(req.num_envs, req.sets)
     plan = expand(algos, envs, list(range(req.seed_start, req.seed_start + req.seeds)), steps, [*req.sets, *ratio, *vector], grid,
                   req.preset, lambda a, e: infos[e].default_steps * classes[a].budget_factor.get(e, 1),
                   schedule=req.schedule, device=device, threads=threads, compile=req.compile, command=req.command, track=req.track,

@@ -281,6 +281,9 @@ class Trainer:
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
         self.action_rng.bit_generator.state = rng["actions"]
+        # A vector env must be reset whole once before it resets some of its envs (Gymnasium's SyncVectorEnv holds
+        # no observation of an env never reset): reset it with the run's seeds, then overwrite every env's state
+        self.envs.reset(seed=vector_seeds(spec.seed, self.num_envs))
         envs = ckpt.get("envs")
         if envs is None:  # one env at an episode boundary, checkpointed before vector envs: its RNG alone
             env_rng = np.random.Generator(np.random.PCG64())
