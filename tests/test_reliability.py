@@ -63,10 +63,17 @@ main(sys.argv[1:])
 """
 
 
-def _cli_process(results: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+def _cli_process(results: Path, extra_env: dict[str, str], kill_args: list[str] = KILL_ARGS) -> subprocess.CompletedProcess:
+    """`sombench run` of SAC on the killable env under KILL_CODE, in its own process (also tests/test_vector_envs.py)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]), **extra_env}
-    args = ["run", "--algo", "sac", "--env", ENV_ID, "--results", str(results), *KILL_ARGS]
+    args = ["run", "--algo", "sac", "--env", ENV_ID, "--results", str(results), *kill_args]
     return subprocess.run([sys.executable, "-c", KILL_CODE, *args], cwd=ROOT, env=env, capture_output=True)
+
+
+def kill_env(how: dict[str, int]) -> dict[str, str]:
+    """The environment variables that make `_cli_process` die at a MOMENTS entry."""
+    return ({"SOMBENCH_KILL_AFTER_STEPS": str(how["kill_after"])} if "kill_after" in how
+            else {"KILL_IN_CHECKPOINT": str(how["kill_in_checkpoint"])})
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +86,7 @@ def uninterrupted(tmp_path_factory) -> pd.DataFrame:
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_killed_at_any_moment_a_rerun_completes_with_identical_evaluations(moment, uninterrupted, tmp_path):
-    how = MOMENTS[moment]
-    extra = ({"SOMBENCH_KILL_AFTER_STEPS": str(how["kill_after"])} if "kill_after" in how
-             else {"KILL_IN_CHECKPOINT": str(how["kill_in_checkpoint"])})
-    killed = _cli_process(tmp_path, extra)
+    killed = _cli_process(tmp_path, kill_env(MOMENTS[moment]))
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     run = run_path(tmp_path, ENV_ID, "sac")
     assert store.effective_state(run)["state"] == "interrupted"

@@ -211,18 +211,13 @@ def uninterrupted(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_killed_with_three_envs_at_ratio_half_a_rerun_completes_with_identical_numbers(moment, uninterrupted, tmp_path):
-    from test_reliability import KILL_CODE
+    from test_reliability import _cli_process, kill_env
 
-    how = MOMENTS[moment]
-    extra = ({"SOMBENCH_KILL_AFTER_STEPS": str(how["kill_after"])} if "kill_after" in how
-             else {"KILL_IN_CHECKPOINT": str(how["kill_in_checkpoint"])})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    args = ["run", "--algo", "sac", "--env", ENV_ID, "--results", str(tmp_path), *KILL_ARGS]
-    killed = subprocess.run([sys.executable, "-c", KILL_CODE, *args], cwd=ROOT, env={**env, **extra}, capture_output=True)
+    killed = _cli_process(tmp_path, kill_env(MOMENTS[moment]), KILL_ARGS)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     run = run_path(tmp_path, ENV_ID, "sac")
     assert store.effective_state(run)["state"] == "interrupted"
-    rerun = subprocess.run([sys.executable, "-c", KILL_CODE, *args], cwd=ROOT, env=env, capture_output=True)
+    rerun = _cli_process(tmp_path, {}, KILL_ARGS)
     assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
     for name in ("eval.csv", "train.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(run / name).drop(columns="wall_s"),

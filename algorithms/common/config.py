@@ -228,13 +228,14 @@ class AlgorithmConfig(Validated):
     """Discount factor (Table 3), in [0, 1)."""
     reward_scale: float = param(0.2, Positive())
     """Rewards are multiplied by this inside the critic target (Table 3); logged returns are raw."""
-    num_envs: int = param(1, Positive(int))
+    num_envs: int = param(1, Interval(int, lo=1, hi=4096))
     """N, the training envs stepped together (`--num-envs`): one vector step is N env steps, the policy acts
     on the N observations in one batched call, and every budget (`--steps`, warm-up, evaluation, the update
     ratio) counts env steps, not vector steps. 1 is the SB3 / CleanRL convention and sombench's default (the
     SOM paper does not state its number); relax, the code behind the SDAC and DPMD curves, steps 5
     (`scripts/train_mujoco.py`). Env k of a run is reset first with the run's seed for k = 0 and with
-    SeedSequence([seed, k]) for k >= 1 (sombench.envs.vector_seeds), so N = 1 is the single-env run."""
+    SeedSequence([seed, k]) for k >= 1 (sombench.envs.vector_seeds), so N = 1 is the single-env run. At most 4,096
+    (sombench.app.common.MAX_ENVS: each env is a simulator in memory, each async one a process)."""
 
 
 @dataclasses.dataclass

@@ -134,7 +134,8 @@ def has_update_ratio(algo: str) -> bool:
 def ratio_sets(algo: str, value: str | float | None, *, required: bool, sets: list[str] = ()) -> list[str]:
     """The `--set` pair `--updates-per-step VALUE` stands for with `algo` ([] when VALUE is None). An
     algorithm without the field: InvalidValue when `required` (a run of that algorithm), else [] (a sweep or
-    regress entry runs it at its own cadence; the caller notes it)."""
+    regress entry runs it at its own cadence; the caller notes it). InvalidValue too when `sets` (the request's
+    `--set` pairs) also set the field."""
     if value is None:
         return []
     number = parse_float("updates-per-step", value)
