@@ -96,7 +96,8 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
         cfg = config
         self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device)
         self.actor = DiffusionActor(obs_dim, act_dim, cfg).to(self.device)
-        self.critic = DistributionalTwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        self.critic = DistributionalTwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation,
+                                 cfg.critic_action_scale).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.temperature = LogAlpha(cfg.init_alpha).to(self.device)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
@@ -141,13 +142,12 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
         return self.update_step(batch, alpha_step=k % cfg.alpha_delay == 0, policy_step=k % cfg.policy_delay == 0,
                                 target_step=k % cfg.target_delay == 0)
 
-    def update_step(self, batch: Batch, alpha_step: bool, policy_step: bool, target_step: bool) -> dict[str, torch.Tensor]:
+    def critic_gradients(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The distributional critic loss (DSAC-v2 / DACER) at the policy's next actions, backpropagated into the
+        critic (the caller steps it) and the running sigma updated; returns (loss, mu, sigma), each detached."""
         cfg = self.config
-        noisy = cfg.noisy_training_actions
-
-        # 1. critic loss (distributional, DSAC-v2 / DACER)
         with torch.no_grad():
-            next_action = self.policy(batch.next_obs, noisy)
+            next_action = self.policy(batch.next_obs, cfg.noisy_training_actions)
             t_mu, t_sigma = self.critic_target(batch.next_obs, next_action)
             y, y_sample = distributional_targets(t_mu, t_sigma, cfg.reward_scale * batch.reward, batch.terminated, cfg.gamma)
         mu, sigma = self.critic(batch.obs, batch.action)
@@ -155,6 +155,19 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
         self.mean_std.copy_(new_mean_std)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
+        return critic_loss.detach(), mu.detach(), sigma.detach()
+
+    def critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        critic_loss, mu, sigma = self.critic_gradients(batch)
+        self.critic_opt.step()
+        return {"critic_loss": critic_loss, "q_mean": mu.mean(), "q_std": sigma.mean()}
+
+    def update_step(self, batch: Batch, alpha_step: bool, policy_step: bool, target_step: bool) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        noisy = cfg.noisy_training_actions
+
+        # 1. critic loss (distributional, DSAC-v2 / DACER)
+        critic_loss, mu, sigma = self.critic_gradients(batch)
 
         # 2. entropy estimate, every alpha_delay updates
         if alpha_step:
@@ -184,10 +197,10 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
             polyak_update(self.critic, self.critic_target, cfg.tau)
 
         return {
-            "critic_loss": critic_loss.detach(),
+            "critic_loss": critic_loss,
             "actor_loss": self.last_actor_loss,
-            "q_mean": mu.detach().mean(),
-            "q_std": sigma.detach().mean(),
+            "q_mean": mu.mean(),
+            "q_std": sigma.mean(),
             "alpha": alpha,
             "entropy": self.entropy.detach(),
         }

@@ -124,7 +124,8 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
         self.policy_column = PolicyActionReplayBuffer.COLUMN if cfg.separate_policy_actions else "action"
         self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device)
         self.actor = DiffusionActor(obs_dim, act_dim, cfg).to(self.device)
-        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation,
+                                 cfg.critic_action_scale).to(self.device)
         if cfg.init == "truncated_normal":
             truncated_normal_init_(self.actor)
             truncated_normal_init_(self.critic)
@@ -183,7 +184,8 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
     # -- one update ------------------------------------------------------------------------------
     def train_step(self) -> dict[str, torch.Tensor]:
         """Critic batch as every off-policy algorithm draws it; then an independent batch of rows whose
-        policy actions are improved, fitted and written back in place."""
+        policy actions are improved, fitted and written back in place (after `critic_updates` - 1 critic steps)."""
+        self.extra_critic_steps()
         batch = self.buffer.sample(self.config.batch_size)
         idx = self.buffer.sample_indices(self.config.batch_size)
         policy_batch = self.buffer.gather(idx, self.policy_column)
@@ -197,11 +199,10 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
         written back, as the batch need not come from the buffer."""
         return self.update_with(batch, batch.obs, batch.action)[0]
 
-    def update_with(self, batch: Batch, policy_obs: torch.Tensor, policy_actions: torch.Tensor
-                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def fit_critic(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One clipped critic step towards r + gamma (1 - d) min Q_targ(s', a'), a' one (target) actor sample;
+        returns (loss, Q [2, B]), detached."""
         cfg = self.config
-
-        # 1. critic
         with torch.no_grad():
             next_actor = self.actor_target if cfg.target_actor else self.actor
             next_action = next_actor.sample(batch.next_obs, self.schedule, cfg.prior_std).clamp(-1.0, 1.0)
@@ -213,6 +214,18 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
         critic_loss.backward()
         clip_gradients(self.critic, cfg.grad_clip)
         self.critic_opt.step()
+        return critic_loss.detach(), q.detach()
+
+    def critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        critic_loss, q = self.fit_critic(batch)
+        return {"critic_loss": critic_loss, "q_mean": q.mean()}
+
+    def update_with(self, batch: Batch, policy_obs: torch.Tensor, policy_actions: torch.Tensor
+                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        cfg = self.config
+
+        # 1. critic
+        critic_loss, q = self.fit_critic(batch)
 
         # 2. action gradient with the updated critic
         improved = self.improve_actions(policy_obs, policy_actions)
@@ -230,8 +243,8 @@ class DIPO(DiffusionGenerator, OffPolicyAlgorithm):
             polyak_update(self.actor, self.actor_target, cfg.tau)
 
         return {
-            "critic_loss": critic_loss.detach(),
+            "critic_loss": critic_loss,
             "actor_loss": actor_loss.detach(),
-            "q_mean": q.detach().mean(),
+            "q_mean": q.mean(),
             "action_shift": (improved - policy_actions).norm(dim=-1).mean(),
         }, improved

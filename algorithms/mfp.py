@@ -117,7 +117,8 @@ class MFP(MeanFlowPolicy, OffPolicyAlgorithm):
         super().__init__(obs_dim, act_dim, config, device)
         cfg = config
         self.actor = MeanFlowActor(obs_dim, act_dim, cfg).to(self.device)
-        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation,
+                                 cfg.critic_action_scale).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, self.device)
@@ -127,6 +128,26 @@ class MFP(MeanFlowPolicy, OffPolicyAlgorithm):
     # -- one update ---------------------------------------------------------------------------------
     compiled_methods = ("act_step", "update")  # no counters: the update is compiled whole
 
+    def fit_critic(self, batch: Batch, next_action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One critic step towards r + gamma (1 - d) min Q_targ(s', next_action); returns (loss, Q [2, B],
+        min Q_targ [B]), detached."""
+        cfg = self.config
+        with torch.no_grad():
+            next_q = self.critic_target.min_q(batch.next_obs, next_action)
+            target = td_target(batch.reward, next_q, batch.terminated, cfg.gamma, cfg.reward_scale)
+        q = self.critic(batch.obs, batch.action)
+        critic_loss = twin_critic_loss(q, target)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        return critic_loss.detach(), q.detach(), next_q
+
+    def critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            next_action = self.best_of_n(batch.next_obs, self.config.num_particles)
+        critic_loss, q, _ = self.fit_critic(batch, next_action)
+        return {"critic_loss": critic_loss, "q_mean": q.mean()}
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config
         b = batch.obs.shape[0]
@@ -135,15 +156,9 @@ class MFP(MeanFlowPolicy, OffPolicyAlgorithm):
         with torch.no_grad():
             both = self.best_of_n(torch.cat([batch.obs, batch.next_obs]), cfg.num_particles)
             a_star, next_action = both[:b], both[b:]
-            next_q = self.critic_target.min_q(batch.next_obs, next_action)
-            target = td_target(batch.reward, next_q, batch.terminated, cfg.gamma, cfg.reward_scale)
 
         # 2. critic
-        q = self.critic(batch.obs, batch.action)
-        critic_loss = twin_critic_loss(q, target)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        critic_loss, q, next_q = self.fit_critic(batch, next_action)
 
         # 3. actor: MeanFlow + lambda * IVC towards a* (no Q gradient)
         if cfg.regression_target == "buffer":
@@ -161,10 +176,10 @@ class MFP(MeanFlowPolicy, OffPolicyAlgorithm):
         polyak_update(self.critic, self.critic_target, cfg.tau)
 
         return {
-            "critic_loss": critic_loss.detach(),
+            "critic_loss": critic_loss,
             "actor_loss": actor_loss.detach(),
             "mf_loss": mf_loss.detach(),
             "ivc_loss": ivc_loss.detach(),
-            "q_mean": q.detach().mean(),
+            "q_mean": q.mean(),
             "target_q": next_q.mean(),
         }

@@ -203,17 +203,18 @@ class QSM(BestOfNDiffusion):
 
     compiled_methods = ("act_step", "update_step")
 
+    def critic_next_actions(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """The critic target's actions: best of `target_particles` current-actor samples (QSM's own count)."""
+        return self.policy_actions(next_obs, self.config.target_particles)
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.schedule_actor_lr(self.updates)  # the actor steps every update
         self.updates += 1  # counted outside the compiled step (a counter would recompile it)
         return self.update_step(batch)
 
     def update_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        cfg = self.config
-
         # 1. critic, then targets
-        next_action = self.policy_actions(batch.next_obs, cfg.target_particles)
-        critic_loss, q = self.critic_loss(batch, next_action)
+        critic_loss, q = self.critic_loss(batch, self.critic_next_actions(batch.next_obs))
         self.critic_opt.step()
         self.update_targets()
 

@@ -144,7 +144,8 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         cfg = config
         self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device)
         self.actor = DiffusionActor(obs_dim, act_dim, cfg).to(self.device)
-        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation,
+                                 cfg.critic_action_scale).to(self.device)
         if cfg.init == "truncated_normal":
             truncated_normal_init_(self.actor)
             truncated_normal_init_(self.critic)
@@ -203,8 +204,10 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
     compiled_methods = ("act_step", "update_step")
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """The critic's batch, then (`fresh_actor_batch`) the states of an independent batch for the actor."""
+        """`critic_updates` - 1 critic steps, the critic's batch, then (`fresh_actor_batch`) the states of an
+        independent batch for the actor."""
         cfg = self.config
+        self.extra_critic_steps()
         batch = self.buffer.sample(cfg.batch_size)
         policy_obs = self.buffer.storage["obs"][self.buffer.sample_indices(cfg.batch_size)] if cfg.fresh_actor_batch else None
         return self.update(batch, policy_obs)
@@ -217,10 +220,10 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         return self.update_step(batch, batch.obs if policy_obs is None else policy_obs, torch.tensor(ent_weight, device=self.device),
                                 with_entropy=ent_weight > 0)
 
-    def update_step(self, batch: Batch, policy_obs: torch.Tensor, ent_weight: torch.Tensor, with_entropy: bool) -> dict[str, torch.Tensor]:
+    def fit_critic(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One clipped critic step towards r + gamma (1 - d) min Q_targ(s', a'), a' the best of `target_particles`
+        (target) policy samples by the target critic; returns (loss, Q [2, B]), detached."""
         cfg = self.config
-
-        # 1. critic: next action = best of target_particles (target) policy samples by the target critic
         with torch.no_grad():
             next_action = best_of_n(self.target_samples, self.critic_target.min_q, batch.next_obs, cfg.target_particles)
             next_q = self.critic_target.min_q(batch.next_obs, next_action)
@@ -231,6 +234,17 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         critic_loss.backward()
         clip_gradients(self.critic, cfg.grad_clip)
         self.critic_opt.step()
+        return critic_loss.detach(), q.detach()
+
+    def critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        critic_loss, q = self.fit_critic(batch)
+        return {"critic_loss": critic_loss, "q_mean": q.mean()}
+
+    def update_step(self, batch: Batch, policy_obs: torch.Tensor, ent_weight: torch.Tensor, with_entropy: bool) -> dict[str, torch.Tensor]:
+        cfg = self.config
+
+        # 1. critic: next action = best of target_particles (target) policy samples by the target critic
+        critic_loss, q = self.fit_critic(batch)
 
         # 2. actor: Q-weighted denoising loss with the updated critic
         actor_loss, mean_weight = self.policy_loss(policy_obs, ent_weight, with_entropy)
@@ -245,9 +259,9 @@ class QVPO(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
             polyak_update(self.actor, self.actor_target, cfg.tau)
 
         return {
-            "critic_loss": critic_loss.detach(),
+            "critic_loss": critic_loss,
             "actor_loss": actor_loss.detach(),
-            "q_mean": q.detach().mean(),
+            "q_mean": q.mean(),
             "weight_mean": mean_weight,
             "entropy_weight": ent_weight,
         }

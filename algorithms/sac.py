@@ -93,7 +93,8 @@ class SAC(Generator, OffPolicyAlgorithm):
         super().__init__(obs_dim, act_dim, config, device)
         cfg = config
         self.actor = TanhGaussianActor(obs_dim, act_dim, cfg).to(self.device)
-        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation,
+                                 cfg.critic_action_scale).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.temperature = LogAlpha(cfg.init_alpha).to(self.device)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
@@ -114,11 +115,9 @@ class SAC(Generator, OffPolicyAlgorithm):
         noise = torch.randn_like(mean) if noise is None else noise
         return torch.tanh(mean + log_std.exp() * noise)
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def fit_critic(self, batch: Batch, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One critic step on the soft Bellman residual (Eq. 5); returns (loss, Q [2, B]), detached."""
         cfg = self.config
-        alpha = self.temperature.alpha.detach()
-
-        # 1. critic (Eq. 5)
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(batch.next_obs)
             next_q = self.critic_target.min_q(batch.next_obs, next_action) - alpha * next_log_prob
@@ -128,6 +127,18 @@ class SAC(Generator, OffPolicyAlgorithm):
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
+        return critic_loss.detach(), q.detach()
+
+    def critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        critic_loss, q = self.fit_critic(batch, self.temperature.alpha.detach())
+        return {"critic_loss": critic_loss, "q_mean": q.mean()}
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        alpha = self.temperature.alpha.detach()
+
+        # 1. critic (Eq. 5)
+        critic_loss, q = self.fit_critic(batch, alpha)
 
         # 2. actor (Eq. 7); the critic is frozen so no weight gradients are computed for it
         self.critic.requires_grad_(False)
@@ -148,9 +159,9 @@ class SAC(Generator, OffPolicyAlgorithm):
         polyak_update(self.critic, self.critic_target, cfg.tau)
 
         return {
-            "critic_loss": critic_loss.detach(),
+            "critic_loss": critic_loss,
             "actor_loss": actor_loss.detach(),
             "alpha": alpha,
             "entropy": -log_prob.detach().mean(),
-            "q_mean": q.detach().mean(),
+            "q_mean": q.mean(),
         }

@@ -105,21 +105,6 @@ class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
     clip_proposals: bool = param(True, Boolean())
     """Clip a_{0|t} proposals to the action box before the critic sees them (the critic is trained only
     inside it; SDAC and relax's iDEM actor clip likewise). Clipped proposals carry no gradient."""
-    critic_action_scale: float = param(1.0, Positive())
-    """The critic sees actions multiplied by this (1: the [-1, 1] box as is). A GELU MLP at this budget
-    fits functions that vary on the scale of its inputs; reward features much narrower than the box (the
-    bandit's 0.12-wide modes in [-1, 1] units) come out flat unless the input is stretched
-    (docs/som-notes.md section 9). Not in the paper: 1 keeps its MuJoCo setting."""
-    critic_updates: int = param(1, Positive(int))
-    """Critic steps per env step: `train_step` makes critic_updates - 1 extra critic steps, each on its own
-    batch, before Algorithm 1's update (critic, actor, targets, alpha: those stay once per env step).
-    Algorithm 1 makes one, and so does the default; the paper's MuJoCo runs make a million of them. On the
-    bandit the critic's fit decides which modes the generator keeps: with one step per env step its four
-    peaks come out uneven (the mode the generator visits most is fitted highest) and the generator piles
-    onto the highest; with four (the rate at which fresh critics resolved four even peaks on a finished
-    run's buffer) the peaks reach the true 0.2 within 3% and the generator keeps all four modes, as with
-    a perfect critic (docs/som-notes.md sections 9 and 12). The extra steps are not in `update`, so
-    `sombench latency` and the cost projection (which time one `update`) leave them out; not compiled."""
     actor_action_scale: float = param(1.0, Positive())
     """The MeanFlow actor works in action units stretched by this: u(z, r, t, s) = net(c z, r, t, s) / c
     (algorithms/common/meanflow.py). 1 = the [-1, 1] box as is, the paper's setting. The actor's inputs
@@ -167,26 +152,21 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
     generation_steps = 1
     update_cycle = 2
     presets = {
-        # The paper's bandit box [-2.5, 2.5]^2 is 2.5x the [-1, 1] box SOM's defaults are tuned for, and the
-        # score scale w has units of 1/length, so w and the VE noise widths are rescaled: the lab's working
-        # bandit setting (VE, sigma 0.01 -> 1, w 5 in bandit units; docs/som-notes.md sections 4-5) is
-        # sigma 0.004 -> 0.4, w 12.5 in the algorithm's units. init_alpha 1: the exploration noise
-        # alpha * 0.1 starts at the box's scale, not at 5x it. eval_particles 1: evaluation returns score the
-        # generator alone. 2 x 256, batch 128, K = 32: the CPU budget of docs/som-notes.md.
-        # The units, continued (docs/som-notes.md sections 9-10): at sigma_max 0.4 both networks see actions
-        # 2.5x smaller than the bandit units the lab learns in; the critic then fits one broad hump instead of
-        # the four 0.12-wide modes and the actor learns the noise-to-mode map slowly even with the true reward
-        # as Q, so both work in units stretched by 1 / sigma_max = 2.5. critic_lr 1e-3: at Table 3's 1e-4 the
-        # critic underfits within a bandit run's few thousand updates (Table 3's rate is set for millions).
-        # actor_lr 3e-4: the same map in half the updates (with the true reward as Q, 63% of samples in a mode
-        # after 5,500 updates against 49% at 1e-4), to fit a run in minutes on a CPU. critic_updates 4: with
-        # one critic step per env step the learned peaks come out uneven (the most visited mode fitted highest)
-        # and the generator piles onto the highest; four per env step fit all four to the true 0.2 within
-        # 3%, and the generator then keeps the four modes as with a perfect critic (sections 11-12).
+        # The common bandit preset (OffPolicyAlgorithm's: the critic in bandit units x2.5, lr 1e-3, four critic
+        # steps per update, 500 warm-up steps), then what is SOM's own. The paper's bandit box [-2.5, 2.5]^2 is
+        # 2.5x the [-1, 1] box SOM's defaults are tuned for, and the score scale w has units of 1/length, so w and
+        # the VE noise widths are rescaled: the lab's working bandit setting (VE, sigma 0.01 -> 1, w 5 in bandit
+        # units; docs/som-notes.md sections 4-5) is sigma 0.004 -> 0.4, w 12.5 in the algorithm's units.
+        # init_alpha 1: the exploration noise alpha * 0.1 starts at the box's scale, not at 5x it. eval_particles
+        # 1: evaluation returns score the generator alone. 2 x 256, batch 128, K = 32: the CPU budget of
+        # docs/som-notes.md. actor_action_scale 2.5 (sections 9-10): at sigma_max 0.4 the actor sees noise and
+        # actions 2.5x smaller than the bandit units the lab learns in, and learns the noise-to-mode map slowly
+        # even with the true reward as Q (24% against 49% in 5,500 updates, section 10). actor_lr 3e-4: the same
+        # map in half the updates (with the true reward as Q, 63% of samples in a mode after 5,500 updates
+        # against 49% at 1e-4), to fit a run in minutes on a CPU.
         "bandit": {**OffPolicyAlgorithm.presets["bandit"], "sde": "ve", "sigma_min": 0.004, "sigma_max": 0.4,
                    "score_scale": 12.5, "init_alpha": 1.0, "eval_particles": 1, "hidden_sizes": (256, 256),
-                   "batch_size": 128, "num_score_samples": 32, "critic_action_scale": 2.5, "actor_action_scale": 2.5,
-                   "critic_lr": 1e-3, "actor_lr": 3e-4, "critic_updates": 4},
+                   "batch_size": 128, "num_score_samples": 32, "actor_action_scale": 2.5, "actor_lr": 3e-4},
         # `make demo`: Hopper-v4 for 8,000 env steps per seed on one CPU thread, 1/625 of Table 1's 5M. Table 3's
         # values are scaled to that budget, each by a stated rule, not tuned on the demo's returns; every other
         # field keeps its default (Table 3's learning rates, N = 32, noise scale 0.1, tau, gamma; VP with w = 25;
@@ -288,13 +268,6 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
 
     # -- one update (Algorithm 1) ---------------------------------------------------------------
     compiled_methods = ("act_step", "update_step")
-
-    def train_step(self) -> dict[str, torch.Tensor]:
-        """One env step's training: `critic_updates` - 1 extra critic steps on fresh batches, then `update`."""
-        cfg = self.config
-        for _ in range(cfg.critic_updates - 1):
-            self.critic_step(self.buffer.sample(cfg.batch_size))
-        return super().train_step()
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config

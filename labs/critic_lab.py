@@ -17,8 +17,12 @@ action input, width. For each fitted critic:
   of a high mode (with the true reward as Q it is ~100%).
 
     python -m labs.critic_lab RUN_DIR [--out docs/critic_lab.csv]
+    python -m labs.critic_lab --data uniform --critic mse [--samples 4000]
 
-RUN_DIR is a finished run folder of `sombench bandit --algo som --task eight-gaussians`.
+RUN_DIR is a finished run folder of `sombench bandit --algo som --task eight-gaussians`; without one only
+uniform data is fitted. `--critic mse` fits the plain twin critic (TwinCritic, twin_critic_loss: SAC, MFP,
+SDAC, DPMD, QSM, QVPO, DIPO) instead of the distributional one (DACER, SOM), over the grid of
+`COMMON_VARIANTS` (docs/som-notes.md section 14: the common bandit preset's critic settings).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import pandas as pd
 import torch
 
 from algorithms.common.base import adam
-from algorithms.common.critics import DistributionalTwinCritic, distributional_critic_loss
+from algorithms.common.critics import DistributionalTwinCritic, TwinCritic, distributional_critic_loss, twin_critic_loss
 from algorithms.common.score import boltzmann_score
 from algorithms.som import SOM, SOMConfig
 from sombench.bandit.mixtures import mode_counts
@@ -54,28 +58,31 @@ class Fit:
     width: int = 256
     batch: int = 128
     reward_scale: float = 0.2
+    critic: str = "distributional"
 
     @property
     def label(self) -> str:
-        return f"{self.data}, lr {self.lr:g}, {self.updates_per_sample}/sample, input x{self.input_scale:g}, 2x{self.width}"
+        return (f"{self.critic} {self.data}, lr {self.lr:g}, {self.updates_per_sample}/sample, input x{self.input_scale:g}, "
+                f"2x{self.width}")
 
 
 def reward(actions_algo: torch.Tensor) -> torch.Tensor:
     return TASK.reward(actions_algo.double() * BOX).float()
 
 
-def dataset(kind: str, run: Path, seed: int) -> torch.Tensor:
-    """Actions in algorithm units [-1, 1]^2: the run's buffer, or as many uniform ones."""
-    buf = checkpoint.load_algorithm_state(RunFiles(run).checkpoint, "cpu")["buffer"]["storage"]["action"]
+def dataset(kind: str, run: Path | None, seed: int, samples: int = 4000) -> torch.Tensor:
+    """Actions in algorithm units [-1, 1]^2: the run's buffer, or as many uniform ones (`samples` without a run)."""
+    buf = checkpoint.load_algorithm_state(RunFiles(run).checkpoint, "cpu")["buffer"]["storage"]["action"] if run else None
     if kind == "run":
         return buf.float()
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(buf.shape, generator=g) * 2 - 1
+    return torch.rand(buf.shape if buf is not None else (samples, 2), generator=g) * 2 - 1
 
 
 def fit_critic(fit: Fit, actions: torch.Tensor, seed: int = 0) -> tuple[callable, float]:
     torch.manual_seed(seed)
-    critic = DistributionalTwinCritic(1, 2, (fit.width, fit.width), "gelu")
+    plain = fit.critic == "mse"
+    critic = (TwinCritic if plain else DistributionalTwinCritic)(1, 2, (fit.width, fit.width), "gelu")
     opt = adam(critic.parameters(), fit.lr, torch.device("cpu"))
     mean_std = torch.full((2,), -1.0)
     r = reward(actions)
@@ -84,8 +91,11 @@ def fit_critic(fit: Fit, actions: torch.Tensor, seed: int = 0) -> tuple[callable
     for _ in range(fit.updates_per_sample * len(actions)):
         idx = torch.randint(0, len(actions), (fit.batch,))
         y = fit.reward_scale * r[idx]  # terminal: no bootstrap
-        mu, sigma = critic(obs, actions[idx] * fit.input_scale)
-        loss, mean_std = distributional_critic_loss(mu, sigma, y, y, mean_std, 0.005)
+        if plain:
+            loss = twin_critic_loss(critic(obs, actions[idx] * fit.input_scale), y)
+        else:
+            mu, sigma = critic(obs, actions[idx] * fit.input_scale)
+            loss, mean_std = distributional_critic_loss(mu, sigma, y, y, mean_std, 0.005)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -140,22 +150,38 @@ VARIANTS = [
     Fit(lr=1e-3, updates_per_sample=4),
 ]
 
+COMMON_VARIANTS = [  # the plain algorithms' defaults (critic lr 3e-4), each bandit setting alone, and together
+    Fit(lr=3e-4),
+    Fit(lr=1e-3),
+    Fit(lr=3e-4, input_scale=2.5),
+    Fit(lr=3e-4, updates_per_sample=4),
+    Fit(lr=1e-3, input_scale=2.5),
+    Fit(lr=1e-3, input_scale=2.5, updates_per_sample=4),
+]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fit fresh SOM critics on a bandit run's buffer and on uniform data.")
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, nargs="?", default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--critic", choices=("distributional", "mse"), default="distributional")
+    parser.add_argument("--data", choices=("run", "uniform", "both"), default="both")
+    parser.add_argument("--samples", type=int, default=4000, help="uniform actions when no RUN_DIR is given")
+    parser.add_argument("--reward-scale", type=float, default=0.2)
     args = parser.parse_args()
+    if args.run is None and args.data != "uniform":
+        parser.error("RUN_DIR is needed unless --data uniform")
+    variants = VARIANTS if args.run is not None else COMMON_VARIANTS
     torch.set_num_threads(1)
     pts, axis = grid()
     r_grid = reward(pts).numpy()
     rows = [{"fit": "true reward as Q", "corr": 1.0, "peaks": 4, "q_origin": 0.0, **coverage(reward, seed=args.seed), "seconds": 0.0}]
     print(rows[0])
-    for data in ("run", "uniform"):
-        actions = dataset(data, args.run, args.seed)
-        for fit in VARIANTS:
-            fit = dataclasses.replace(fit, data=data)
+    for data in ("run", "uniform") if args.data == "both" else (args.data,):
+        actions = dataset(data, args.run, args.seed, args.samples)
+        for fit in variants:
+            fit = dataclasses.replace(fit, data=data, critic=args.critic, reward_scale=args.reward_scale)
             q_fn, seconds = fit_critic(fit, actions, args.seed)
             with torch.no_grad():
                 q = q_fn(pts).numpy()

@@ -257,6 +257,18 @@ class OffPolicyConfig(AlgorithmConfig):
     so R = 0.2 there (its `scripts/train_mujoco.py`). R is read as the decimal it is written as (0.2 = 1/5)
     and the env step that is the t-th after warm-up is followed by floor(R t) - floor(R (t - 1)) updates
     (`Algorithm.updates_after`): exactly R over the run, the same on every resume."""
+    critic_updates: int = param(1, Positive(int))
+    """Critic steps per update: `train_step` makes critic_updates - 1 critic-only steps (`critic_step`), each
+    on its own batch, before the algorithm's `update` (critic, actor, targets, temperature: those stay once
+    per update). 1 is every paper's and reference's setting and the default. The bandit preset makes 4: a
+    critic's fit budget decides there which modes it resolves (docs/som-notes.md sections 9, 12 and 14). The
+    extra steps are not in `update`, so `sombench latency` and the cost projection (which time one `update`)
+    leave them out; not compiled."""
+    critic_action_scale: float = param(1.0, Positive())
+    """The critic sees actions multiplied by this (1: the [-1, 1] box as is, every paper's setting). A small
+    MLP fits functions that vary on the scale of its inputs; reward features much narrower than the box (the
+    eight-Gaussian bandit's 0.12-wide modes in [-1, 1] units) come out flat unless the input is stretched.
+    The bandit preset stretches by 2.5, back to the bandit's own units (docs/som-notes.md sections 9 and 14)."""
 
 
 @dataclasses.dataclass

@@ -16,16 +16,23 @@ from torch import nn
 from algorithms.common.nets import EnsembleMLP
 
 
+def critic_inputs(obs: torch.Tensor, action: torch.Tensor, action_scale: float) -> torch.Tensor:
+    """[obs, action_scale * action] along the last axis (the product skipped at 1, so the default graph is unchanged)."""
+    return torch.cat([obs, action if action_scale == 1.0 else action_scale * action], dim=-1)
+
+
 class TwinCritic(nn.Module):
     """Two Q networks Q_i(s, a) as one batched ensemble."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], act: str):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], act: str, action_scale: float = 1.0):
         super().__init__()
         self.net = EnsembleMLP(2, obs_dim + act_dim, 1, hidden, act)
+        self.action_scale = float(action_scale)
+        """The action input is multiplied by this before the first layer (`critic_action_scale`; 1: as given)."""
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q values, shape [2, B]."""
-        return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
+        return self.net(critic_inputs(obs, action, self.action_scale)).squeeze(-1)
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """min(Q1, Q2), shape [B]: the value used for best-of-N selection and policy improvement."""
@@ -62,10 +69,10 @@ class DistributionalTwinCritic(nn.Module):
         super().__init__()
         self.net = EnsembleMLP(2, obs_dim + act_dim, 2, hidden, act)
         self.action_scale = float(action_scale)
-        """The action input is multiplied by this before the first layer (1: as given)."""
+        """The action input is multiplied by this before the first layer (`critic_action_scale`; 1: as given)."""
 
     def _inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return torch.cat([obs, action if self.action_scale == 1.0 else self.action_scale * action], dim=-1)
+        return critic_inputs(obs, action, self.action_scale)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, sigma), each [2, B]."""

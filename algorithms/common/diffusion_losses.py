@@ -226,7 +226,8 @@ class BestOfNDiffusion(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         cfg = config
         self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device, linear_scale=cfg.linear_beta_scale)
         self.actor = self.build_actor(obs_dim, act_dim).to(self.device)
-        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation).to(self.device)
+        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation,
+                                 cfg.critic_action_scale).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         if cfg.act_with_target_actor:
             self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
@@ -284,6 +285,15 @@ class BestOfNDiffusion(BestOfNActing, DiffusionGenerator, OffPolicyAlgorithm):
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         return loss.detach(), q.detach()
+
+    def critic_next_actions(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """The actions at s' the critic's target bootstraps with (SDAC, DPMD: `policy_actions`, as their updates)."""
+        return self.policy_actions(next_obs)
+
+    def critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        critic_loss, q = self.critic_loss(batch, self.critic_next_actions(batch.next_obs))
+        self.critic_opt.step()
+        return {"critic_loss": critic_loss, "q_mean": q.mean()}
 
     def update_targets(self) -> None:
         polyak_update(self.critic, self.critic_target, self.config.tau)

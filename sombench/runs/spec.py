@@ -189,13 +189,15 @@ def variant_name(config: Any, reference: Any) -> str | None:
 
 def upgrade_identity(stored: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
     """A stored identity with the config fields added to the algorithm since the run was stored filled in
-    with their defaults: a field's default keeps the behaviour the code had before the field existed
+    with their class defaults (not a preset's): a field's default keeps the behaviour the code had before the field existed
     (fields are added that way), so such a run is the same config and stays resumable. Where a change of
     defaults broke that rule, the algorithm's `revision` was raised; an identity stored without one is of
     revision 1, so a run of an older revision differs and is refused, not resumed with new behaviour."""
     stored = json_ready(stored)
     stored.setdefault("algo_revision", 1)  # stored before revisions were recorded: the first
-    defaults = json_ready(dataclasses.asdict(spec._reference_config))
+    # the class's defaults, not the preset's: a field the run did not have behaved as its default then, even
+    # where a preset now sets it (the bandit preset's critic_updates 4 is not what a run stored before it did)
+    defaults = json_ready(dataclasses.asdict(algorithm_class(spec.algo).Config()))
     config = stored.get("algo_config")
     if isinstance(config, dict):
         stored["algo_config"] = {**{k: v for k, v in defaults.items() if k not in config}, **config}
