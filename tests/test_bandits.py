@@ -173,6 +173,8 @@ def test_bandit_reports_the_papers_grid_measure_beside_the_sample_counts(cli, tm
     assert json.loads((run.parent / "bandit_modes.json").read_text())["aggregate"]["grid"]["n"] == 49
     code, out, _ = cli(["bandit", "--algo", "mfp", "--seeds", "1", "--steps", "150", "--results", str(tmp_path), "--threads", "1", *TINY])
     assert code == 0 and "7x7 grid (H.3)" in out and f"({sum(by_hand.values())}/49)" in out
+    assert "the trained critic" in out and "corr(Q, r)" in out
+    assert -1 <= seed["critic"]["corr"] <= 1 and set(seed["critic"]["region_peak"]) == set(centres)
 
 
 def test_bandit_command_som_score_field(cli, tmp_path):
@@ -240,3 +242,34 @@ def test_generator_interface_defaults_and_som():
     score = som.score_field(obs, noise, torch.full((5, 1), 0.5))
     scale, std = som.diffusion_kernel(torch.tensor([[0.5]]))
     assert score.shape == (5, 2) and float(scale) == 1.0 and float(std) == pytest.approx(0.004 * 100**0.5)
+
+
+def test_critic_report_reads_a_perfect_critic_and_a_lowered_peak():
+    """A stand-in critic that is reward_scale * r (what a perfect critic of one-step episodes holds) gives
+    corr 1, every region's peak at its true height and ~0 at the origin; lowering one mode's bump by half
+    shows in that region alone."""
+    from sombench.train.bandit import critic_report
+
+    task = bandits.TASKS["eight-gaussians"]
+    west = np.array([-SQ2, 0.0])
+
+    class Stub:
+        half = np.array([bandits.BOX, bandits.BOX])
+
+        def __init__(self, lower_west: bool):
+            self.lower_west = lower_west
+
+        def q_values(self, points):
+            q = 0.2 * task.reward(torch.as_tensor(points, dtype=torch.float64)).numpy()
+            if self.lower_west:
+                q = np.where(np.linalg.norm(points - west, axis=1) <= 0.6, 0.5 * q, q)
+            return q
+
+    perfect = critic_report(Stub(False), task, 0.2)
+    assert perfect["corr"] == pytest.approx(1.0)
+    assert perfect["true_peak"] == pytest.approx(0.2, rel=1e-3)
+    assert all(v == pytest.approx(1.0, abs=0.01) for v in perfect["region_peak"].values())
+    assert abs(perfect["q_origin"]) < 0.01 and perfect["outside_peak"] < 0.9
+    lowered = critic_report(Stub(True), task, 0.2)
+    assert lowered["region_peak"]["W"] == pytest.approx(0.5, abs=0.01)
+    assert all(lowered["region_peak"][k] == pytest.approx(1.0, abs=0.01) for k in "NES")

@@ -4,7 +4,8 @@ both groups (clean, and perturbed with `perturb`) and reports.
 
 Per run folder (each written atomically):
     bandit_modes.json         mode counts of 1,000 generator samples, the sample source, the goal check; under
-                              `grid`, the counts of the 7 x 7 noise grid's endpoints (the paper's measure, H.3)
+                              `grid`, the counts of the 7 x 7 noise grid's endpoints (the paper's measure, H.3); under
+                              `critic`, how the trained critic holds the reward (sombench.train.bandit.critic_report)
     bandit_arrows.png         7 x 7 noise grid -> generated action over the reward heatmap
     bandit_score_field.png    |estimated score| beside the analytic one (algorithms with a score field)
     bandit_perturbation.png   Q landscape and samples at t = 0.75 .. 0, clean and perturbed (--perturb)
@@ -20,7 +21,7 @@ from typing import Any
 
 from sombench.app import common
 from sombench.runs import store
-from sombench.train.bandit import MODE_SAMPLES, TrainedBandit, aggregate_reports, mode_report
+from sombench.train.bandit import MODE_SAMPLES, TrainedBandit, aggregate_reports, critic_report, mode_report
 from sombench.render.bandit import arrow_plot, perturbation_plot, score_field_plot
 from sombench.bandit.tasks import BanditEnv, BanditTask, Perturbation
 from sombench.runs.spec import RunSpec
@@ -48,6 +49,9 @@ def report_run(spec: RunSpec, root: Path, task: BanditTask, perturbation: Pertur
     grid = tb.grid_endpoints()
     if grid is not None:
         report["grid"] = mode_report(task, grid)
+    critic = critic_report(tb, task, getattr(spec.config(), "reward_scale", 1.0))
+    if critic is not None:
+        report["critic"] = critic
     written = [files.bandit_modes, files.bandit_arrows]
     title = f"{spec.algo} on {_label(task, perturbation)}, seed {spec.seed}, {spec.total_steps:,} steps"
     store.atomic_write_bytes(files.bandit_arrows, arrow_plot(tb, task, expected_reward_fn(task, perturbation), title, report))

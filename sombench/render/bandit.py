@@ -207,6 +207,24 @@ def modes_table(title: str, reports: list[dict[str, Any]], aggregate: dict[str, 
     return table
 
 
+def critic_table(title: str, reports: list[dict[str, Any]]) -> Table:
+    """Per seed: corr(Q, r), each region's highest Q over the true peak, the highest Q outside them and Q at the
+    origin (sombench.train.bandit.critic_report); more than four regions are shown as their min-max."""
+    names = list(reports[0]["critic"]["region_peak"])
+    few = len(names) <= 4
+    table = Table(title=title, caption=f"min(Q1, Q2) on a {reports[0]['critic']['grid']}^2 grid over the box; peaks over the true "
+                                       "reward_scale * max r (1 = the true height); r ~ 0 at the origin")
+    for col in ["seed", "corr(Q, r)", *(names if few else ["regions min-max"]), "outside", "origin"]:
+        table.add_column(col, justify="right")
+    for r in reports:
+        c = r["critic"]
+        peaks = list(c["region_peak"].values())
+        cells = [f"{p:.2f}" for p in peaks] if few else [f"{min(peaks):.2f}-{max(peaks):.2f}"]
+        outside = "-" if c["outside_peak"] is None else f"{c['outside_peak']:.2f}"
+        table.add_row(str(r["seed"]), f"{c['corr']:.2f}", *cells, outside, f"{c['q_origin']:.2f}")
+    return table
+
+
 def _grid_cell(report: dict[str, Any]) -> str:
     """`N/E/S/W = 3/4/0/5 (12/49)`, or the total alone for a task with more than four regions."""
     counts = "/".join(str(v) for v in report["counts"].values())

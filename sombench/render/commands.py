@@ -101,7 +101,7 @@ def table(result, fmt: str) -> list[Printable]:
 # -- bandit ---------------------------------------------------------------------------------------
 def bandit(payload: dict[str, Any], labels: dict[str, str]) -> list[Printable]:
     """Per group (clean, perturbed): the mode-count table, then each seed's files."""
-    from sombench.render.bandit import modes_table
+    from sombench.render.bandit import critic_table, modes_table
 
     out: list[Printable] = []
     for name in ("clean", "perturbed"):
@@ -109,6 +109,8 @@ def bandit(payload: dict[str, Any], labels: dict[str, str]) -> list[Printable]:
             continue
         group = payload[name]
         out.append(modes_table(f"{labels[name]} on {group['env']}: generator mode counts", group["seeds"], group["aggregate"]))
+        if all(r.get("critic") for r in group["seeds"]):
+            out.append(critic_table(f"{labels[name]} on {group['env']}: the trained critic", group["seeds"]))
         out += [f"seed {r['seed']}: " + ", ".join(r["files"]) for r in group["seeds"]]
     return out
 

@@ -140,6 +140,41 @@ def mode_report(task: BanditTask, points: np.ndarray) -> dict[str, Any]:
     return report
 
 
+CRITIC_GRID = 101
+"""Points per side of the grid over the action box on which `critic_report` reads the critic."""
+
+
+def critic_report(tb: TrainedBandit, task: BanditTask, reward_scale: float) -> dict[str, Any] | None:
+    """How well the trained critic min(Q1, Q2) holds the task's reward, read on a CRITIC_GRID^2 grid over the box
+    (bandit units); None for an algorithm without a critic (PPO's state value cannot be read per action).
+
+    On a one-step bandit every target is reward_scale * r (no bootstrap: each episode ends), so a perfect
+    critic is reward_scale * r(a). Keys: `corr`, Pearson's correlation of Q with the clean r over the grid
+    (1: the reward's shape, whatever its scale); `true_peak`, reward_scale * max r (every task's max r is 1); `region_peak`, the
+    highest Q inside each of the task's high-reward regions (`task.modes`) over true_peak (1: that peak at
+    its true height; unequal values are the uneven peaks of docs/som-notes.md section 11); `outside_peak`,
+    the highest Q outside every region over true_peak; `argmax`, where Q is highest; `q_origin`, Q at (0, 0)
+    over true_peak (the eight-Gaussian reward is ~0 there: DACER's early hump, section 11)."""
+    half = float(tb.half.max())
+    axis = np.linspace(-half, half, CRITIC_GRID)
+    xx, yy = np.meshgrid(axis, axis, indexing="xy")
+    points = np.stack([xx.reshape(-1), yy.reshape(-1)], axis=1)
+    q = tb.q_values(points)
+    if q is None:
+        return None
+    r = task.reward(torch.as_tensor(points, dtype=torch.float64)).numpy()
+    true_peak = reward_scale * task.max_reward
+    labels = [next((name for name, c in task.modes(torch.as_tensor(p[None], dtype=torch.float64)).items() if c), None)
+              for p in points]
+    names = list(task.modes(torch.zeros((1, 2), dtype=torch.float64)))
+    region_peak = {name: float(q[[lab == name for lab in labels]].max()) / true_peak for name in names}
+    outside = q[[lab is None for lab in labels]]
+    origin = tb.q_values(np.zeros((1, 2)))
+    return {"grid": CRITIC_GRID, "corr": float(np.corrcoef(q, r)[0, 1]) if q.std() > 0 else 0.0, "true_peak": true_peak,
+            "region_peak": region_peak, "outside_peak": float(outside.max()) / true_peak if len(outside) else None,
+            "argmax": [float(v) for v in points[int(q.argmax())]], "q_origin": float(origin[0]) / true_peak}
+
+
 def aggregate_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Mode counts summed over seeds; mean and range of the per-seed fractions; seeds meeting the goal."""
     names = list(reports[0]["counts"])
