@@ -97,7 +97,7 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
         self.schedule = DDPMSchedule(cfg.diffusion_steps, cfg.beta_schedule, self.device)
         self.actor = DiffusionActor(obs_dim, act_dim, cfg).to(self.device)
         self.critic = DistributionalTwinCritic(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation,
-                                 cfg.critic_action_scale).to(self.device)
+                                               cfg.critic_action_scale).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.temperature = LogAlpha(cfg.init_alpha).to(self.device)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, self.device)
