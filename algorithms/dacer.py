@@ -85,6 +85,11 @@ class DACER(DiffusionGenerator, OffPolicyAlgorithm):
     name = "dacer"
     description = "DACER: 20-step diffusion actor maximising Q through the reverse process, GMM entropy-regulated noise."
     Config = DACERConfig
+    presets = {
+        # The common bandit preset, and diffusion_steps 10: the SOM paper rolls DACER out "with their full
+        # 10-step rollouts" on its bandits (Figures 5, 13 and 14's captions), not Table 3's 20.
+        "bandit": {**OffPolicyAlgorithm.presets["bandit"], "diffusion_steps": 10},
+    }
     generation_steps = 20
     update_cycle = 2
     state_attributes = ("mean_std", "entropy", "last_actor_loss", "updates")

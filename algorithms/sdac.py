@@ -98,7 +98,10 @@ class SDAC(NoiseTemperature, BestOfNDiffusion):
         # 20 brings Q to the tens, the magnitude it has on MuJoCo (rewards ~1-10 per step, 1 / (1 - gamma)
         # = 100, times 0.2). init_alpha 1: the exploration noise alpha * 0.1 starts at 0.1 of the box, not
         # 0.5. eval_particles 1: evaluation scores the generator alone (mode counts, learning tests).
-        "bandit": {**OffPolicyAlgorithm.presets["bandit"], "reward_scale": 20.0, "init_alpha": 1.0, "eval_particles": 1},
+        # diffusion_steps 10: the SOM paper rolls SDAC out "with their full 10-step rollouts" on its bandits
+        # (Figures 5, 13 and 14's captions), not Table 3's 20.
+        "bandit": {**OffPolicyAlgorithm.presets["bandit"], "reward_scale": 20.0, "init_alpha": 1.0, "eval_particles": 1,
+                   "diffusion_steps": 10},
         # How relax, the code behind the published SDAC and DPMD curves, steps its envs: 5 vector envs and one
         # update per iteration, so one update per 5 env steps (mahaitongdae/diffusion_policy_online_rl,
         # scripts/train_mujoco.py and relax/trainer/off_policy.py). The SOM paper does not state its own ratio.
