@@ -241,3 +241,24 @@ def test_plot_by_draws_a_grid_keys_curves_side_by_side(cli, tmp_path):
     assert (tmp_path / "by.png").stat().st_size > 10_000
     code, out, err = cli(["plot", "--results", str(results), "--by", "score_scale", "--out", str(tmp_path / "x.png")])
     assert_one_line_error(code, out, err, "no run in")
+
+
+def test_the_run_hint_times_updates_at_the_runs_own_thread_count(tmp_path, monkeypatch):
+    """`sombench run` measures its cost hint with the run's `--threads`, as the sweep's projection does, and
+    leaves torch's thread count as it was. At torch's default (every core) on a busy 2-core machine one SOM
+    update timed 1,327 ms against 45 ms at the run's 1 thread: a 20 h hint for a 1 h run."""
+    import torch
+
+    from sombench.app import run as run_app
+    from sombench.measure import cost
+
+    seen = []
+    real = cost.measure_algo
+    monkeypatch.setattr(cost, "measure_algo", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))  # a spy
+    before = torch.get_num_threads()
+    want = 2 if before == 1 else 1
+    req = run_app.RunRequest("sac", "Pendulum-v1", steps=10_000_000, results=tmp_path / "r", device="cpu", threads=want,
+                             sets=["batch_size=32", "hidden_sizes=16,16"])
+    plan = run_app.prepare(req)
+    assert plan.hint is not None and seen == [want]
+    assert torch.get_num_threads() == before
