@@ -102,6 +102,14 @@ class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
     standardize_q: bool = param(True, Boolean())
     """Standardize Q over the batch's B x K proposals before the Boltzmann weights (Sec. 4.4); the mean
     and std are constants for the gradient (batch statistics, not part of any row's energy)."""
+    standardize_q_over: str = param("batch", OneOf(("batch", "state")))
+    """Which proposals share one mean and std when Q is standardized. Sec. 4.4: 'we normalize Q values
+    across each training batch ... similar to the batch-wise advantage normalization used in GRPO'; GRPO
+    normalizes within each prompt's group of samples, so the text admits two readings. 'batch' (the
+    default until measured otherwise): one mean and std over all B x K values. 'state': over each state's
+    K proposals, GRPO's group being the state. On the bandit (one state) they coincide; on a control task
+    the spread of Q across states can swamp the spread across one state's actions (docs/som-notes.md
+    section 16)."""
     clip_proposals: bool = param(True, Boolean())
     """Clip a_{0|t} proposals to the action box before the critic sees them (the critic is trained only
     inside it; SDAC and relax's iDEM actor clip likewise). Clipped proposals carry no gradient."""
@@ -258,7 +266,7 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
         self.critic.requires_grad_(False)
         try:
             return boltzmann_score(q_fn, a_t, t, self.schedule, k, self.inverse_temperature(), cfg.standardize_q,
-                                   clip=1.0 if cfg.clip_proposals else None)
+                                   clip=1.0 if cfg.clip_proposals else None, standardize_over=cfg.standardize_q_over)
         finally:
             self.critic.requires_grad_(True)
 

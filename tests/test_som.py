@@ -429,3 +429,33 @@ def test_vp_som_trains_on_the_bandit_smoke(cli, tmp_path):
     train = pd.read_csv(run_path(tmp_path, "sombench/EightGaussians-v0", "som") / "train.csv")
     assert np.isfinite(train.drop(columns="env_step").to_numpy()).all()
     assert report["n"] == 1000 and sum(report["counts"].values()) == report["total"]
+
+
+def test_q_standardised_per_state_makes_each_states_score_blind_to_an_affine_change_of_its_own_q():
+    """`standardize_q_over='state'` (GRPO's group = one state's K proposals): a per-state positive scale and
+    offset of Q leaves every state's score unchanged; over the batch it does not (a state whose Q spans a
+    small range beside the others' is flattened: docs/som-notes.md section 16). With one state the two agree."""
+    from algorithms.common.schedules import VESchedule
+    from algorithms.common.score import boltzmann_score
+
+    schedule, k = VESchedule(0.01, 1.0), 64
+    a_t, t = 0.4 * torch.randn(6, 2, generator=torch.Generator().manual_seed(0)), torch.full((6, 1), 0.3)
+    scale = torch.tensor([1.0, 30.0, 0.05, 3.0, 1.0, 200.0]).repeat_interleave(k)
+    offset = torch.tensor([0.0, 100.0, -50.0, 7.0, -3.0, 1000.0]).repeat_interleave(k)
+
+    def q_plain(actions):
+        return -((actions - 0.3) ** 2).sum(-1)
+
+    def q_affine(actions):
+        return scale * q_plain(actions) + offset
+
+    def score(q_fn, over, rows=slice(None)):
+        return boltzmann_score(q_fn, a_t[rows], t[rows], schedule, k, 2.0, True, standardize_over=over,
+                               generator=torch.Generator().manual_seed(1))
+
+    torch.testing.assert_close(score(q_plain, "state"), score(q_affine, "state"), rtol=1e-3, atol=1e-4)
+    assert not torch.allclose(score(q_plain, "batch"), score(q_affine, "batch"), rtol=1e-2, atol=1e-2)
+    one = slice(0, 1)
+    torch.testing.assert_close(score(q_plain, "state", one), score(q_plain, "batch", one))
+    with pytest.raises(ValueError, match="standardize_over"):
+        score(q_plain, "states")

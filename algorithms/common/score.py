@@ -59,16 +59,25 @@ def boltzmann_score(
     standardize: bool = True,
     clip: float | None = None,
     generator: torch.Generator | None = None,
+    standardize_over: str = "batch",
 ) -> torch.Tensor:
     """SOM Eq. 5: the score of p_t for p_0 proportional to exp(beta_Q * Qn), Qn = Q standardised over
     all B x K proposals of the batch (Sec. 4.4; mean and std enter as constants). q_fn maps actions
-    [M, d] to values [M] (M = B * K; a state-conditioned critic closes over its repeated states)."""
+    [M, d] to values [M] (M = B * K; a state-conditioned critic closes over its repeated states).
+    standardize_over 'batch' takes one mean and std over all B x K values; 'state' takes them over each
+    row's K proposals (GRPO's group normalisation, the group being one state)."""
+    if standardize_over not in ("batch", "state"):
+        raise ValueError(f"standardize_over must be 'batch' or 'state', not {standardize_over!r}")
+    dims = None if standardize_over == "batch" else (1,)
 
     def log_target(proposals: torch.Tensor) -> torch.Tensor:
         b, k, d = proposals.shape
         q = q_fn(proposals.reshape(b * k, d)).float().view(b, k)
         if standardize:
-            q = (q - q.mean().detach()) / (q.std().detach() + 1e-6)
+            if dims is None:
+                q = (q - q.mean().detach()) / (q.std().detach() + 1e-6)
+            else:
+                q = (q - q.mean(dims, keepdim=True).detach()) / (q.std(dims, keepdim=True).detach() + 1e-6)
         return inverse_temperature * q
 
     return mc_score(log_target, a_t, t, schedule, num_samples, clip=clip, generator=generator)
