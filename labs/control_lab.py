@@ -28,6 +28,7 @@ For B states drawn from the run's replay buffer (as the actor's batch is):
 
     python -m labs.control_lab RUN_FOLDER [RUN_FOLDER ...] [--states 512] [--seed 0]
         [--over batch|state] [--train-actor N] [--fresh-actor [--set KEY=VALUE ...]]
+    python -m labs.control_lab RUN_FOLDER --evaluate-particles N   # the final policy, acting best-of-N
 """
 
 from __future__ import annotations
@@ -161,6 +162,26 @@ def measure(run: str, states: int, seed: int, over: str | None = None, train_act
     return out
 
 
+def evaluate_with(run: str, particles: int, episodes: int = 10) -> dict:
+    """The run's final policy evaluated as its evaluations are (same episode seeds), but acting best-of-
+    `particles` (1: the generator alone; the default evaluation of SOM: best-of-32)."""
+    from algorithms.common.spaces import ActionScaler
+    from sombench.envs import make_env
+    from sombench.train.trainer import evaluate
+
+    record, path = stored_run(run)
+    algo, info, step = build_policy(record, path, torch.device("cpu"))
+    algo.config = dataclasses.replace(algo.config, eval_particles=particles)
+    env = make_env(record["run"]["env"])
+    try:
+        returns = evaluate(algo, env, ActionScaler(info.act_low, info.act_high, info.act_shape, info.act_dtype), episodes,
+                           int(record["run"]["seed"]), step)
+    finally:
+        env.close()
+    return {"run": run, "step": step, "eval_particles": particles, "return_mean": float(returns.mean()),
+            "return_std": float(returns.std())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
@@ -172,9 +193,14 @@ def main() -> None:
     parser.add_argument("--fresh-actor", action="store_true",
                         help="replace the run's actor by a fresh one (config with --set applied) before measuring")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--evaluate-particles", type=int, default=None, metavar="N",
+                        help="only evaluate the run's final policy acting best-of-N (10 episodes, the run's seeds)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     for run in args.runs:
+        if args.evaluate_particles is not None:
+            print(json.dumps(evaluate_with(run, args.evaluate_particles)))
+            continue
         print(json.dumps(measure(run, args.states, args.seed, args.over, args.train_actor,
                                  args.set if args.fresh_actor else None)))
 

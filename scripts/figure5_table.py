@@ -21,11 +21,15 @@ def rows(path: Path) -> list[str]:
     for r in payload["seeds"]:
         names = list(r["counts"])
         few = len(names) <= 4
-        samples = "/".join(str(r["counts"][k]) for k in names) if few else f"{min(r['counts'].values())}-{max(r['counts'].values())}"
+        counts = r["counts"]
+        # more than four regions (checkerboard's eight squares): the range over regions, and how many hold >= 2%
+        samples = ("/".join(str(counts[k]) for k in names) if few else
+                   f"{min(counts.values())}-{max(counts.values())}, {sum(v >= 0.02 * r['n'] for v in counts.values())} of {len(names)} regions >= 2%")
         grid = "-"
         if "grid" in r:
             g = r["grid"]
-            grid = ("/".join(str(g["counts"][k]) for k in names) if few else "") + f" ({g['total']}/49)"
+            grid = ("/".join(str(g["counts"][k]) for k in names) if few else
+                    f"{sum(v > 0 for v in g['counts'].values())} of {len(names)} regions hit") + f" ({g['total']}/49)"
         critic = "-"
         if r.get("critic"):
             c = r["critic"]
