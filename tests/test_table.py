@@ -335,3 +335,15 @@ def test_table_stats_rliable_defaults_to_fixed_references(small_store):
     assert "The table's own min and/or max: E1, E2." in result.table.norm_note  # no fixed references for these envs
     plain = table(TableRequest(small_store, fmt="json"))
     assert "fixed references" not in plain.table.norm_note  # without rliable, the table's own min and max as before
+
+
+def test_a_long_variant_label_is_wrapped_at_its_separators_in_the_legend():
+    """A variant label wider than a panel (it overflowed the axes in docs/images/som-control-idp.png) breaks
+    after its '@' and '+' separators; nothing is lost, and a short label is left as it is."""
+    from sombench.render.plots import wrap_label
+
+    label = "sac@batch_size=64+hidden_sizes=64x64+warmup_steps=1000 (n=3)"
+    wrapped = wrap_label(label)
+    assert wrapped.replace("\n", "") == label
+    assert wrapped.split("\n") == ["sac@batch_size=64+", "hidden_sizes=64x64+", "warmup_steps=1000 (n=3)"]
+    assert wrap_label("som (n=3)") == "som (n=3)"

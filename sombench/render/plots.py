@@ -14,6 +14,8 @@ algorithm has one colour in every panel of a figure.
 
 from __future__ import annotations
 
+import re
+
 import math
 from pathlib import Path
 
@@ -101,10 +103,23 @@ def build_figure(table: ResultTable) -> plt.Figure:
     for ax in flat[panels:]:
         ax.set_visible(False)
     for ax in flat[:panels]:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, frameon=False)  # per panel: the seed count can differ between envs
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:  # per panel: the seed count can differ between envs
+            ax.legend(handles, [wrap_label(label) for label in labels], fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def wrap_label(label: str, width: int = 32) -> str:
+    """A legend label broken into lines of at most ~`width` characters after its '@' and '+' separators (a
+    variant label such as sac@batch_size=64+hidden_sizes=64x64+warmup_steps=1000 is wider than a panel)."""
+    lines, line = [], ""
+    for part in re.split(r"(?<=[@+])", label):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join([*lines, line])
 
 
 def plot_curves(table: ResultTable, out: Path) -> Path:
