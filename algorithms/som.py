@@ -200,7 +200,7 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
         # What learns there is the critic, through best-of-32 acting: a frozen actor (actor_lr 0) swings up as well, and the generator
         # scored alone (eval_particles 1) stays at a random policy's return (section 16 says why: the adaptive loss
         # weight and VP; with standardize_q_over=state, loss_weight_power=0 and sde=ve the generator learns part of
-        # the way on 2 of 2 seeds; measured, not adopted). Every other field keeps its default:
+        # the way on 3 of 3 seeds; measured, not adopted). Every other field keeps its default:
         # N = 32, noise scale 0.1, init alpha 5, alpha_lr 7e-3 with Table 3's delay 250, target entropy, tau,
         # gamma, VP with w = 25.
         "control": {
