@@ -244,7 +244,7 @@ def test_plot_by_draws_a_grid_keys_curves_side_by_side(cli, tmp_path):
 
 
 def test_the_run_hint_times_updates_at_the_runs_own_thread_count(tmp_path, monkeypatch):
-    """`sombench run` measures its cost hint with the run's `--threads`, as the sweep's projection does, and
+    """`sombench run` measures its cost hint (and `sombench sweep` its projection: measure/cost.py) with the runs' `--threads`, and
     leaves torch's thread count as it was. At torch's default (every core) on a busy 2-core machine one SOM
     update timed 1,327 ms against 45 ms at the run's 1 thread: a 20 h hint for a 1 h run."""
     import torch

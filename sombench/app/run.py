@@ -84,19 +84,9 @@ def prepare(req: RunRequest) -> RunPlan:
                                preset=req.preset, tag=req.tag, compile=req.compile, command=req.command,
                                track=req.track, vector_mode=req.vector_mode)
     common.prepare_store(specs, req.results, report_locked=False)
-    import torch
-
     from sombench.measure.cost import run_hint
 
-    # time updates with the runs' own thread count, as the sweep's projection does: at torch's default (every
-    # core) on a machine whose cores are busy, one update timed 1,327 ms against 45 ms at the run's 1 thread
-    before = torch.get_num_threads()
-    torch.set_num_threads(specs[0].threads)
-    try:
-        hint = run_hint(specs, req.workers, req.results)
-    finally:
-        torch.set_num_threads(before)
-    return RunPlan(req, specs, hint)
+    return RunPlan(req, specs, run_hint(specs, req.workers, req.results))
 
 
 def execute(plan: RunPlan, on_event: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:

@@ -243,12 +243,9 @@ def prepare(req: SweepRequest, dry_run: bool = False) -> SweepPlan:
 
 
 def projection(plan: SweepPlan):
-    """The dry run's cost projection (measure/cost.py), timing updates with the runs' thread count."""
-    import torch
-
+    """The dry run's cost projection (measure/cost.py), timing updates with the runs' thread count (each spec's)."""
     from sombench.measure import cost
 
-    torch.set_num_threads(plan.threads)  # time updates as each run will do them
     return cost.project(plan.specs, plan.device, plan.request.results.absolute())
 
 
