@@ -55,6 +55,27 @@ def test_weights_are_a_softmax_of_beta_q_per_state():
     np.testing.assert_allclose(w.numpy(), np.stack([row0, row1]), rtol=1e-6)
 
 
+def test_weighted_reverse_samples_estimate_the_diffused_boltzmann_noise():
+    """The loss's target sum_k w_k eps'_k is a self-normalised estimate of the noise of the diffused Boltzmann
+    policy (docs/som-notes.md section 19 drives a sampler with it). Independent check: for a Gaussian Boltzmann
+    policy exp(beta Q) = N(m, s^2 I) the diffused density is N(sqrt(abar) m, (abar s^2 + 1 - abar) I), whose
+    noise is sqrt(1 - abar) (x - sqrt(abar) m) / (abar s^2 + 1 - abar); with many reverse samples the estimate
+    must match it."""
+    torch.manual_seed(0)
+    sched = DDPMSchedule(10, "linear", linear_scale=0.8)
+    m, s, beta = torch.tensor([0.2, -0.1]), 0.3, 2.0
+    x = torch.tensor([[0.0, 0.0], [0.5, -0.4], [-0.3, 0.6]])
+    for i in (2, 5, 9):
+        abar = float(sched.abar[i])
+        steps = torch.full((3,), i)
+        noise = torch.randn((3, 200_000, 2), dtype=torch.float64)
+        a_rev = reverse_samples(sched, x.double(), steps, noise, clip=False)
+        q = -((a_rev - m.double()) ** 2).sum(-1) / (2 * s**2 * beta)  # exp(beta Q) = N(m, s^2 I) up to a constant
+        estimate = (sdac_weights(q, beta).unsqueeze(-1) * noise).sum(1)
+        exact = math.sqrt(1 - abar) * (x.double() - math.sqrt(abar) * m.double()) / (abar * s**2 + 1 - abar)
+        torch.testing.assert_close(estimate, exact, atol=0.03, rtol=0.03)
+
+
 def test_weighted_loss_by_hand():
     noise_pred = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # eps_theta(s_b, x_b, i_b), shared by the K samples
     noise = torch.tensor([[[0.0, 0.0], [1.0, 1.0]], [[0.0, 1.0], [2.0, 2.0]]])  # eps'_bk
