@@ -11,6 +11,9 @@ times `reward_scale`, labs/online_lab.py `oracle_min_q`):
   afresh at every step for every sample with K reverse samples: what a generator that fits its target
   exactly would sample. Its in-mode share at the run's K = 64 and beta = 5 / alpha (alpha ~0.99 in the
   runs) against larger K and other beta says whether the estimator's target itself is diffuse.
+- `offline`: a fresh actor fitted by plain regression on the loss's expectation (8 estimates averaged) at
+  x_i diffused from uniform box actions, then sampled with the network at one step only (the mean target at
+  the others) and at every step but one: which step's fit decides the samples.
 - `train`: SDAC's own class and online loop (labs/online_lab.py `bandit_step`: the runner's loop for a
   one-step bandit) with the critic's min(Q1, Q2) replaced by the oracle for acting and for the weights;
   every `--eval-every` updates, the generator alone (the reverse process of the actor, no best-of-N).
@@ -20,6 +23,7 @@ true reward.
 
     python -m labs.sdac_lab ideal [--k 64 --beta 5 --set key=value ...]
     python -m labs.sdac_lab train [--steps 4000 --set key=value ...]
+    python -m labs.sdac_lab offline [--steps 3000 --set key=value ...]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 
 from algorithms.common.diffusion import DDPMSchedule, reverse_process
+from algorithms.common.diffusion_losses import predict_noise
 from algorithms.sdac import SDAC, SDACConfig, reverse_samples, sdac_weights
 from labs.online_lab import MODES, bandit_step, oracle_min_q
 from sombench.bandit.mixtures import mode_counts
@@ -84,13 +89,18 @@ def ideal(k: int, beta: float | None, sets: list[str], n: int = 1000, seed: int 
     return {"mode": "ideal", "k": k, "beta": beta, "repeats": repeats, "sets": sets, **share_report(x)}
 
 
-def train(steps: int, sets: list[str], seed: int = 0, eval_every: int = 500) -> dict:
-    """SDAC's online loop on the bandit with the oracle as min(Q1, Q2); the generator's shares over training."""
+def train(steps: int, sets: list[str], seed: int = 0, eval_every: int = 500, a0: str = "policy") -> dict:
+    """SDAC's online loop on the bandit with the oracle as min(Q1, Q2); the generator's shares over training.
+    a0 'uniform': the actions the loss diffuses into x_i are uniform in the box instead of the policy's
+    (best-of-N plus noise), so x_i covers the box at every diffusion step."""
     cfg = bandit_config(sets)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     algo = SDAC(1, 2, cfg, torch.device("cpu"))
     algo.critic.min_q = oracle_min_q(cfg.reward_scale, algo.device)
+    if a0 == "uniform":
+        actor_loss = algo.actor_loss
+        algo.actor_loss = lambda obs, action: actor_loss(obs, torch.rand_like(action) * 2 - 1)
     history, start = [], time.perf_counter()
     for step in range(steps):
         if bandit_step(algo, rng, step):
@@ -100,8 +110,76 @@ def train(steps: int, sets: list[str], seed: int = 0, eval_every: int = 500) -> 
                     samples = algo.generate(torch.zeros((1000, 1)))
                 history.append({"updates": done, "alpha": float(algo.temperature.alpha.detach()), **share_report(samples)})
                 print(format_row(history[-1], f"{done:6d} updates, alpha {history[-1]['alpha']:.3f}"), flush=True)
-    return {"mode": "train", "steps": steps, "sets": sets, "seed": seed, "history": history,
+    fit = fit_report(algo, cfg)
+    for row in fit:
+        print(f"step i={row['i']}: |target| {row['target_norm']:.3f}  |net - target| {row['error']:.3f}  "
+              f"cosine {row['cosine']:.2f}", flush=True)
+    return {"mode": "train", "a0": a0, "fit": fit, "steps": steps, "sets": sets, "seed": seed, "history": history,
             "seconds": time.perf_counter() - start}
+
+
+@torch.no_grad()
+def fit_report(algo: SDAC, cfg: SDACConfig, n: int = 1000, k: int = 64, repeats: int = 8, seed: int = 1) -> list[dict]:
+    """How well the trained generator fits the loss's expectation along its own reverse paths: at every step i,
+    the generating actor's eps(x_i) against the mean of `repeats` K-sample targets at the same x_i (norm of
+    the target, mean distance, mean cosine)."""
+    g = torch.Generator().manual_seed(seed)
+    actor, obs = algo.generating_actor(), torch.zeros((n, 1))
+    path = actor.sample(obs, algo.schedule, cfg.prior_std, return_path=True)
+    rows = []
+    for j, i in enumerate(reversed(range(algo.schedule.steps))):
+        x = path[j]
+        net = predict_noise(actor, obs, x, torch.full((n,), i))
+        target = sum(target_noise(algo.critic.min_q, algo.schedule, x, i, k, 5.0 / float(algo.temperature.alpha.detach()),
+                                  cfg.clip_reverse_samples, g) for _ in range(repeats)) / repeats
+        rows.append({"i": i, "target_norm": float(target.norm(dim=-1).mean()), "error": float((net - target).norm(dim=-1).mean()),
+                     "cosine": float(torch.nn.functional.cosine_similarity(net, target, dim=-1).mean())})
+    return rows
+
+
+def offline(steps: int, sets: list[str], seed: int = 0, repeats: int = 8, lr: float = 1e-3, batch: int = 256) -> dict:
+    """Fit a fresh SDAC actor offline, by plain regression on the loss's expectation (the mean of `repeats`
+    K = 64 targets; repeats 1 is the online loss's single noisy estimate) at x_i forward-diffused from uniform box actions; then sample with it, and with hybrids that
+    use the network at one step i only (the mean of 8 targets elsewhere, whatever `repeats`) or everywhere but i: which step's fit
+    decides where the samples land."""
+    cfg = bandit_config(sets)
+    torch.manual_seed(seed)
+    algo = SDAC(1, 2, cfg, torch.device("cpu"))
+    sched, actor, steps_t = algo.schedule, algo.actor, algo.schedule.steps
+    min_q = oracle_min_q(cfg.reward_scale, torch.device("cpu"))
+    g = torch.Generator().manual_seed(10_000 + seed)
+    opt = torch.optim.Adam(actor.parameters(), lr)
+    for _ in range(steps):
+        i = torch.randint(0, steps_t, (batch,))
+        x = sched.q_sample(torch.rand((batch, 2)) * 2 - 1, torch.randn(batch, 2), i)
+        with torch.no_grad():
+            target = torch.zeros(batch, 2)
+            for j in range(steps_t):
+                rows = i == j
+                if rows.any():
+                    target[rows] = sum(target_noise(min_q, sched, x[rows], j, 64, 5.0, cfg.clip_reverse_samples, g)
+                                       for _ in range(repeats)) / repeats
+        loss = ((predict_noise(actor, torch.zeros(batch, 1), x, i) - target) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def hybrid(net_steps: set[int]) -> float:
+        gh = torch.Generator().manual_seed(20_000 + seed)
+        x_init = cfg.prior_std * torch.randn((1000, 2), generator=gh)
+
+        def model(x: torch.Tensor, i: int) -> torch.Tensor:
+            if i in net_steps:
+                return predict_noise(actor, torch.zeros(len(x), 1), x, torch.full((len(x),), i))
+            return sum(target_noise(min_q, sched, x, i, 64, 5.0, cfg.clip_reverse_samples, gh) for _ in range(8)) / 8
+
+        return share_report(reverse_process(model, sched, x_init, clip=1.0, generator=gh).clamp(-1.0, 1.0))["in_mode"]
+
+    every = set(range(steps_t))
+    return {"mode": "offline", "sets": sets, "steps": steps, "final_loss": float(loss.detach()), "target_only": hybrid(set()),
+            "network_only": hybrid(every),
+            "by_step": [{"i": i, "network_at_i_only": hybrid({i}), "network_but_at_i": hybrid(every - {i})} for i in range(steps_t)]}
 
 
 def format_row(r: dict, head: str) -> str:
@@ -111,13 +189,14 @@ def format_row(r: dict, head: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=("ideal", "train"))
+    p.add_argument("mode", choices=("ideal", "train", "offline"))
     p.add_argument("--k", type=int, nargs="+", default=[64], help="ideal: reverse samples per step (several: one row each)")
     p.add_argument("--beta", type=float, nargs="+", default=[5.0], help="ideal: inverse temperatures (one row each)")
     p.add_argument("--repeats", type=int, nargs="+", default=[1],
                    help="ideal: the target is the mean of R estimates of K samples (one row each)")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--a0", choices=("policy", "uniform"), default="policy", help="train: the actions diffused into x_i")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="sets", action="append", default=[])
     args = p.parse_args()
@@ -128,8 +207,15 @@ def main() -> None:
                 for r in args.repeats:
                     print(format_row(ideal(k, beta, args.sets, seed=args.seed, repeats=r),
                                      f"K {k:5d}, beta {beta:g}, repeats {r:3d}"), flush=True)
+    elif args.mode == "offline":
+        res = offline(args.steps, args.sets, args.seed, repeats=args.repeats[0])
+        print(f"final loss {res['final_loss']:.3f}; in-mode: mean target at every step {res['target_only']:.1%}, "
+              f"network at every step {res['network_only']:.1%}")
+        for row in res["by_step"]:
+            print(f"step i={row['i']}: network at i only {row['network_at_i_only']:.1%}, "
+                  f"network everywhere but i {row['network_but_at_i']:.1%}", flush=True)
     else:
-        res = train(args.steps, args.sets, args.seed, args.eval_every)
+        res = train(args.steps, args.sets, args.seed, args.eval_every, args.a0)
         print(f"{res['seconds']:.0f} s")
 
 
