@@ -11,7 +11,8 @@ times `reward_scale`, labs/online_lab.py `oracle_min_q`):
   afresh at every step for every sample with K reverse samples: what a generator that fits its target
   exactly would sample. Its in-mode share at the run's K = 64 and beta = 5 / alpha (alpha ~0.99 in the
   runs) against larger K and other beta says whether the estimator's target itself is diffuse.
-- `offline`: a fresh actor fitted by plain regression on the loss's expectation (8 estimates averaged) at
+- `offline`: a fresh actor fitted by plain regression on the loss's expectation (`--repeats` estimates
+  averaged, default 8; 1 is the online loss's single estimate) at
   x_i diffused from uniform box actions, then sampled with the network at one step only (the mean target at
   the others) and at every step but one: which step's fit decides the samples.
 - `train`: SDAC's own class and online loop (labs/online_lab.py `bandit_step`: the runner's loop for a
@@ -23,7 +24,7 @@ true reward.
 
     python -m labs.sdac_lab ideal [--k 64 --beta 5 --set key=value ...]
     python -m labs.sdac_lab train [--steps 4000 --set key=value ...]
-    python -m labs.sdac_lab offline [--steps 3000 --set key=value ...]
+    python -m labs.sdac_lab offline [--steps 3000 --repeats 8 --set key=value ...]
 """
 
 from __future__ import annotations
@@ -192,8 +193,9 @@ def main() -> None:
     p.add_argument("mode", choices=("ideal", "train", "offline"))
     p.add_argument("--k", type=int, nargs="+", default=[64], help="ideal: reverse samples per step (several: one row each)")
     p.add_argument("--beta", type=float, nargs="+", default=[5.0], help="ideal: inverse temperatures (one row each)")
-    p.add_argument("--repeats", type=int, nargs="+", default=[1],
-                   help="ideal: the target is the mean of R estimates of K samples (one row each)")
+    p.add_argument("--repeats", type=int, nargs="+", default=None,
+                   help="the target is the mean of R estimates of K samples (ideal: one row each, default 1; "
+                        "offline: the first R, default 8)")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--a0", choices=("policy", "uniform"), default="policy", help="train: the actions diffused into x_i")
@@ -204,11 +206,11 @@ def main() -> None:
     if args.mode == "ideal":
         for beta in args.beta:
             for k in args.k:
-                for r in args.repeats:
+                for r in args.repeats or [1]:
                     print(format_row(ideal(k, beta, args.sets, seed=args.seed, repeats=r),
                                      f"K {k:5d}, beta {beta:g}, repeats {r:3d}"), flush=True)
     elif args.mode == "offline":
-        res = offline(args.steps, args.sets, args.seed, repeats=args.repeats[0])
+        res = offline(args.steps, args.sets, args.seed, repeats=(args.repeats or [8])[0])
         print(f"final loss {res['final_loss']:.3f}; in-mode: mean target at every step {res['target_only']:.1%}, "
               f"network at every step {res['network_only']:.1%}")
         for row in res["by_step"]:
