@@ -106,7 +106,8 @@ class SOMConfig(TemperatureConfig, BestOfNConfig, OffPolicyConfig):
     """Which proposals share one mean and std when Q is standardized. Sec. 4.4: 'we normalize Q values
     across each training batch ... similar to the batch-wise advantage normalization used in GRPO'; GRPO
     normalizes within each prompt's group of samples, so the text admits two readings. 'batch' (the
-    default until measured otherwise): one mean and std over all B x K values. 'state': over each state's
+    default, under which the bandit was measured): one mean and std over all B x K values; the `control`
+    preset takes 'state' (docs/som-notes.md sections 16 and 21). 'state': over each state's
     K proposals, GRPO's group being the state. On the bandit (one state) they coincide; on a control task
     the spread of Q across states can swamp the spread across one state's actions (docs/som-notes.md
     section 16)."""
@@ -200,10 +201,10 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
         # With Table 3's actor settings what learned there was the critic alone, through best-of-32 acting: a frozen
         # actor swung up as well, and the generator scored alone (eval_particles 1) stayed at a random policy's return
         # (section 16 says why). Three settings, each an open reading of the paper, make the generator learn (sections
-        # 16 and 21): Q standardised per state, plain MSE, VE. With them the generator alone comes near the swing-up
-        # by 20,000 steps on 3 of 3 Pendulum seeds and learns part of IDP, and best-of-32's returns are those of
-        # Table 3's actor settings or better (Pendulum at 10k: the same three; IDP: 3 of 3 seeds reach 9,000 by
-        # 50k against 2 of 3). Every other field keeps its default: N = 32, noise scale 0.1, init alpha 5,
+        # 16 and 21): Q standardised per state, plain MSE, VE. With them the generator alone gets halfway to the
+        # Pendulum swing-up or further by 20,000 steps on 3 of 3 seeds (it does not hold it) and learns part of IDP
+        # (4.6-7.9x the old generator at 50k), and best-of-32's returns are not detectably worse (Pendulum at 10k
+        # within 12 on each seed; IDP: 3 of 3 seeds reach 9,000 by 50k against 2 of 3, one sooner, one later). Every other field keeps its default: N = 32, noise scale 0.1, init alpha 5,
         # alpha_lr 7e-3 with Table 3's delay 250, target entropy, tau, gamma, VE's sigma 0.01 -> 1 and w = 5.
         "control": {
             "hidden_sizes": (64, 64),  # the CPU benchmark's 2 x 64 for every off-policy algorithm: equal networks with SAC
@@ -215,8 +216,10 @@ class SOM(MeanFlowPolicy, ScoreField, Profiled, OffPolicyAlgorithm):
             "critic_lr": 3e-4,  # Table 3's 1e-4 is set for ~5M updates; at 9,000 the critic's rate decided the
             # swing-up (section 13: 1 of 3 seeds at 1e-4; 3e-4 for both networks 3 of 3, for the critic alone
             # as well). 3e-4 is Table 3's critic rate for SAC, the comparison
-            "actor_lr": 3e-4,  # Table 3's SAC actor rate, with the critic's; measured with it (3 of 3), and the
-            # actor's rate does not change the returns here (critic alone at 3e-4, or a frozen actor, the same)
+            "actor_lr": 3e-4,  # Table 3's SAC actor rate, with the critic's; measured with it (3 of 3). Under
+            # section 13's actor settings the actor's rate did not change the returns (critic alone at 3e-4, or a
+            # frozen actor, the same); under the three below a frozen actor's generator stays at a random
+            # policy's return (section 21)
             # alpha_delay stays 250 (Table 3), so over 9,000 updates alpha only falls from 5 to ~4 (noise std 0.5 ->
             # 0.4). The demo's rescaling (250 x 10,000 / 5M, raised to 1: alpha at its target ~0.98 within ~300
             # updates) was measured and is not adopted: alone 1 of 3 seeds, with 3e-4 rates 2 of 3 (seed 1 -431);
