@@ -41,6 +41,7 @@ import torch
 
 from sombench.overrides import apply_overrides
 from sombench.train.replay import build_policy, stored_run
+from labs import run_lab
 
 
 def action_grid(b: int, d: int, generator: torch.Generator) -> torch.Tensor:
@@ -206,4 +207,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_lab(main)

@@ -44,6 +44,7 @@ from sombench.bandit.mixtures import mode_counts
 from sombench.bandit.tasks import BOX, TASKS
 from sombench.runs import checkpoint
 from sombench.runs.store import RunFiles
+from labs import run_lab
 
 TASK = TASKS["eight-gaussians"]
 HIGH = np.array([[0.0, 1.4142], [1.4142, 0.0], [0.0, -1.4142], [-1.4142, 0.0]])
@@ -199,4 +200,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_lab(main)

@@ -26,6 +26,7 @@ from labs.online_lab import MODES, bandit_step
 from sombench.bandit.mixtures import HIGH_MODES, mode_counts
 from sombench.bandit.tasks import BOX
 from sombench.overrides import apply_overrides
+from labs import run_lab
 
 
 @torch.no_grad()
@@ -71,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_lab(main)

@@ -34,6 +34,7 @@ from algorithms.som import SOM, SOMConfig
 from sombench.bandit.mixtures import HIGH_MODES, eight_gaussians, mode_counts
 from sombench.bandit.tasks import BOX, eight_gaussians_task_reward
 from sombench.overrides import apply_overrides
+from labs import run_lab
 
 MODES = ("N", "E", "S", "W")
 
@@ -139,4 +140,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_lab(main)

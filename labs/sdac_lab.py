@@ -42,6 +42,7 @@ from labs.online_lab import MODES, bandit_step, oracle_min_q
 from sombench.bandit.mixtures import mode_counts
 from sombench.bandit.tasks import BOX, eight_gaussians_task_reward
 from sombench.overrides import apply_overrides
+from labs import run_lab
 
 
 def bandit_config(sets: list[str]) -> SDACConfig:
@@ -222,4 +223,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_lab(main)

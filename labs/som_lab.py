@@ -22,6 +22,7 @@ from algorithms.common.meanflow import adaptive_weighted_loss, meanflow_target, 
 from algorithms.common.score import boltzmann_score
 from algorithms.som import SOM, SOMConfig
 from sombench.bandit.mixtures import eight_gaussians, eight_gaussians_reward, mode_counts
+from labs import run_lab
 
 BOX = 2.5
 MIXTURE = eight_gaussians()
@@ -145,4 +146,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_lab(main)
